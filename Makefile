@@ -1,0 +1,37 @@
+# Theory and Application of Image Generation: course commands.
+#   make course     execute every notebook (quick mode offline), HTML into build/
+#   make test       unit tests + every notebook through nbval, quick mode
+#   make lab        JupyterLab on the course
+#   make notebooks  re-execute the committed notebooks in place, quick mode
+# Each target creates .venv and installs the tested set first if needed.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: course test lab notebooks install clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed, found " + sys.version.split()[0] + "; set PYTHON=python3.11")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -e .
+	touch $(STAMP)
+
+course: $(STAMP)
+	$(PY) -m imagegen.course run
+
+test: $(STAMP)
+	IMAGEGEN_MODE=quick $(PY) -m pytest
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab notebooks/
+
+notebooks: $(STAMP)
+	IMAGEGEN_MODE=quick $(PY) -m imagegen.course run --in-place
+
+clean:
+	rm -rf build slides/build

@@ -1,0 +1,149 @@
+"""Pictures for the notebooks and the slides: grids, strips, GIFs, exported figures.
+
+Images may be float in [0, 1] or uint8, shaped (n, height, width, channels)
+with 1 or 3 channels. ``save_figure`` writes into ``slides/figures/``, the
+only place the talk's slides take their pictures from.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+
+import numpy as np
+
+
+def to_uint8(images):
+    """float [0, 1] or uint8 images -> uint8, same shape (floats are clipped)."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images
+    return np.round(np.clip(images.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _for_display(image):
+    """A single image ready for imshow: drop a 1-channel axis, keep RGB."""
+    image = to_uint8(image)
+    return image[..., 0] if image.ndim == 3 and image.shape[-1] == 1 else image
+
+
+def image_grid(images, ncols=None, titles=None, size=1.6, suptitle=None, cmap="gray"):
+    """Show images in a grid; returns the matplotlib Figure.
+
+    images: (n, h, w, c) float [0, 1] or uint8 (c is 1 or 3).
+    ncols: images per row (default: about square).
+    titles: n short strings, or None.
+    size: inches per image.
+    """
+    import matplotlib.pyplot as plt
+
+    images = np.asarray(images)
+    count = len(images)
+    if count == 0:
+        raise ValueError("image_grid needs at least one image")
+    if titles is not None and len(titles) != count:
+        raise ValueError(f"got {len(titles)} titles for {count} images")
+    ncols = ncols or math.ceil(math.sqrt(count))
+    nrows = math.ceil(count / ncols)
+    title_space = 0.35 if titles is not None else 0.0
+    figure, axes = plt.subplots(
+        nrows, ncols, figsize=(ncols * size, nrows * (size + title_space) + (0.4 if suptitle else 0)), squeeze=False
+    )
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < count:
+            axis.imshow(_for_display(images[index]), cmap=cmap, vmin=0, vmax=255)
+            if titles is not None:
+                axis.set_title(titles[index], fontsize=8)
+    if suptitle:
+        figure.suptitle(suptitle)
+    figure.tight_layout()
+    return figure
+
+
+def interpolation_strip(images, labels=None, size=1.4, title=None):
+    """One row of images, e.g. an interpolation from a start to an end; returns the Figure."""
+    return image_grid(images, ncols=len(images), titles=labels, size=size, suptitle=title)
+
+
+def tile(images, ncols=None, padding=2, background=255):
+    """Tile images into one uint8 picture (h', w', c), with ``padding`` pixels between them."""
+    images = to_uint8(images)
+    count, height, width, channels = images.shape
+    ncols = ncols or math.ceil(math.sqrt(count))
+    nrows = math.ceil(count / ncols)
+    canvas = np.full(
+        (nrows * (height + padding) + padding, ncols * (width + padding) + padding, channels), background, np.uint8
+    )
+    for index, image in enumerate(images):
+        row, col = divmod(index, ncols)
+        top, left = padding + row * (height + padding), padding + col * (width + padding)
+        canvas[top : top + height, left : left + width] = image
+    return canvas
+
+
+def save_gif(frames, path, fps=12, scale=1, loop=0, pause_at_end=0.0):
+    """Write frames (n, h, w, c), float [0, 1] or uint8, as an animated GIF; returns the path.
+
+    scale: integer upscaling (nearest neighbour) so small images stay crisp.
+    pause_at_end: extra seconds the last frame stays on screen.
+    """
+    from PIL import Image
+
+    frames = to_uint8(frames)
+    if frames.ndim != 4 or len(frames) == 0:
+        raise ValueError(f"frames must be (n, height, width, channels) with n >= 1, got shape {frames.shape}")
+    if frames.shape[-1] == 1:
+        frames = np.repeat(frames, 3, axis=-1)
+    if scale != 1:
+        frames = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    pictures = [Image.fromarray(frame) for frame in frames]
+    durations = [int(1000 / fps)] * len(pictures)
+    durations[-1] += int(1000 * pause_at_end)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=durations, loop=loop)
+    return path
+
+
+def figures_dir():
+    """Where slide figures go: ``IMAGEGEN_FIGURES``, else the repository's slides/figures.
+
+    The repository is found from the installed package (an editable install
+    in a clone); elsewhere (pip install from git, Colab) ./slides/figures.
+    """
+    if os.environ.get("IMAGEGEN_FIGURES"):
+        folder = pathlib.Path(os.environ["IMAGEGEN_FIGURES"])
+    else:
+        repository = pathlib.Path(__file__).resolve().parents[2]
+        in_clone = (repository / "slides").is_dir() and (repository / "pyproject.toml").is_file()
+        folder = repository / "slides" / "figures" if in_clone else pathlib.Path.cwd() / "slides" / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def save_figure(figure, name, dpi=150):
+    """Save a matplotlib Figure as slides/figures/<name>.png for the talk; returns the path.
+
+    name: a short file name without extension, e.g. "vae_samples".
+    """
+    if not name or any(char in name for char in "/\\ ") or name.endswith(".png"):
+        raise ValueError(f"name must be a plain file name without extension or spaces, e.g. 'vae_samples'; got {name!r}")
+    path = figures_dir() / f"{name}.png"
+    figure.savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
+    return path
+
+
+def save_image(image, name, scale=1):
+    """Save one image (h, w, c) as slides/figures/<name>.png, upscaled by ``scale``; returns the path."""
+    from PIL import Image
+
+    image = to_uint8(image)
+    if image.shape[-1] == 1:
+        image = image[..., 0]
+    if scale != 1:
+        image = image.repeat(scale, axis=0).repeat(scale, axis=1)
+    path = figures_dir() / f"{name}.png"
+    Image.fromarray(image).save(path)
+    return path

@@ -1,0 +1,63 @@
+"""Committed notebooks follow the course conventions (DEVELOPERS.md, "Notebooks").
+
+They are stored executed top to bottom in one quick-mode run, without errors
+and without giant outputs; each has a title with what you will learn and the
+time in both modes, a Colab-only install cell and a config cell; reusable code
+comes from imagegen.
+"""
+
+import json
+import pathlib
+
+import pytest
+
+NOTEBOOKS = sorted((pathlib.Path(__file__).parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_the_course_has_notebooks():
+    assert NOTEBOOKS, "no notebooks/NN_*.ipynb found"
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
+def notebook(request):
+    return request.param, json.loads(request.param.read_text())
+
+
+def code_cells(notebook_json):
+    return [cell for cell in notebook_json["cells"] if cell["cell_type"] == "code" and "".join(cell["source"]).strip()]
+
+
+def test_executed_top_to_bottom_in_one_run(notebook):
+    path, content = notebook
+    counts = [cell["execution_count"] for cell in code_cells(content)]
+    assert counts == list(range(1, len(counts) + 1)), f"{path.name}: re-run it with `make notebooks` (counts {counts})"
+
+
+def test_no_stored_errors(notebook):
+    path, content = notebook
+    errors = [output.get("ename") for cell in code_cells(content) for output in cell.get("outputs", []) if output["output_type"] == "error"]
+    assert not errors, f"{path.name} stores errors: {errors}"
+
+
+def test_outputs_stay_small(notebook):
+    path, content = notebook
+    assert path.stat().st_size < 5_000_000, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB"
+    for cell in code_cells(content):
+        text = "".join("".join(output.get("text", "")) for output in cell.get("outputs", []))
+        assert text.count("\n") < 200, f"{path.name}: a cell prints {text.count(chr(10))} lines; keep logs short"
+
+
+def test_title_goals_and_times(notebook):
+    path, content = notebook
+    first = "".join(content["cells"][0]["source"])
+    assert first.startswith("# "), f"{path.name}: the first cell must be a '# Title' markdown cell"
+    lowered = first.lower()
+    assert "you will learn" in lowered and "quick mode" in lowered and "full mode" in lowered
+
+
+def test_colab_install_and_config_cells(notebook):
+    path, content = notebook
+    sources = ["".join(cell["source"]) for cell in code_cells(content)]
+    assert "google.colab" in sources[0] and "pip" in sources[0], f"{path.name}: the first code cell installs in Colab only"
+    assert any("print_environment()" in source for source in sources[:3]), f"{path.name}: a config cell prints the environment"
+    assert any("from imagegen" in source or "import imagegen" in source for source in sources)
