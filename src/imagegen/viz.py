@@ -147,3 +147,56 @@ def save_image(image, name, scale=1):
     path = figures_dir() / f"{name}.png"
     Image.fromarray(image).save(path)
     return path
+
+
+def show_gif(path):
+    """Display a GIF file in a notebook (returns an IPython Image to leave as a cell's result)."""
+    from IPython.display import Image as IPythonImage
+
+    return IPythonImage(filename=str(path))
+
+
+def loss_curves(history, keys=None, title=None, size=(9, 2.6)):
+    """Plot a Keras History's curves, one panel per metric with its validation twin; returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    logs = history.history if hasattr(history, "history") else dict(history)
+    keys = keys or [key for key in logs if not key.startswith("val_")]
+    figure, axes = plt.subplots(1, len(keys), figsize=size, squeeze=False)
+    for axis, key in zip(axes[0], keys):
+        axis.plot(logs[key], label="train")
+        if f"val_{key}" in logs:
+            axis.plot(logs[f"val_{key}"], label="validation")
+        axis.set_title(key.replace("_", " "), fontsize=9)
+        axis.set_xlabel("epoch", fontsize=8)
+        axis.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def latent_scatter(codes, labels, class_names=None, title=None, size=5.0, prior_circles=(1.0, 2.0)):
+    """Scatter 2-D codes coloured by label, with circles of radius 1 and 2 of the N(0, I) prior.
+
+    codes: (n, 2); labels: (n,) integers. Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    codes, labels = np.asarray(codes), np.asarray(labels)
+    if codes.ndim != 2 or codes.shape[1] != 2:
+        raise ValueError(f"latent_scatter draws 2-D codes, got shape {codes.shape}")
+    figure, axis = plt.subplots(figsize=(size + 1.2, size))
+    points = axis.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=6, alpha=0.8)
+    for radius in prior_circles:
+        axis.add_patch(plt.Circle((0, 0), radius, fill=False, linestyle="--", color="gray", linewidth=0.8))
+    colorbar = figure.colorbar(points, ticks=np.unique(labels))
+    if class_names is not None:
+        colorbar.ax.set_yticklabels([class_names[label] for label in np.unique(labels)])
+    axis.set_xlabel("z[0]")
+    axis.set_ylabel("z[1]")
+    axis.set_aspect("equal")
+    axis.set_title(title or "codes (encoder means); dashed: prior N(0, I) at 1 and 2 sigma", fontsize=9)
+    figure.tight_layout()
+    return figure
