@@ -3,6 +3,7 @@
 import json
 
 import nbformat
+import pytest
 
 from imagegen import course
 
@@ -21,16 +22,25 @@ def test_find_notebooks_in_course_order(tmp_path):
     assert [path.name for path in course.find_notebooks(tmp_path, only="02")] == ["02_b.ipynb"]
 
 
+@pytest.fixture(autouse=True)
+def restore_environment(monkeypatch):
+    """course.run sets IMAGEGEN_MODE and MPLBACKEND for its kernels; put them back afterwards."""
+    monkeypatch.setenv("IMAGEGEN_MODE", "quick")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+
+
 def test_run_executes_in_order_writes_html_and_reports_times(tmp_path, capsys):
     notebooks, build = tmp_path / "notebooks", tmp_path / "build"
     notebooks.mkdir()
-    write_notebook(notebooks / "00_ok.ipynb", "import os\nprint(os.environ['IMAGEGEN_MODE'])", "1 + 1")
+    write_notebook(notebooks / "00_ok.ipynb", "import os\nprint(os.environ['IMAGEGEN_MODE'])", "1 + 1",
+                   "import matplotlib.pyplot as plt\nplt.plot([1, 2]);")
     write_notebook(notebooks / "01_broken.ipynb", "raise RuntimeError('boom')")
     failures = course.run(notebooks, build)
     assert failures == 1
     executed = nbformat.read(build / "00_ok.ipynb", as_version=4)
-    assert [cell.execution_count for cell in executed.cells[1:]] == [1, 2]
+    assert [cell.execution_count for cell in executed.cells[1:]] == [1, 2, 3]
     assert executed.cells[1].outputs[0]["text"].strip() == "quick"
+    assert any("image/png" in output.get("data", {}) for output in executed.cells[3].outputs)  # figures, even under MPLBACKEND=Agg
     assert (build / "00_ok.html").read_text().count("<html") == 1
     times = json.loads((build / "times.json").read_text())
     assert times["00_ok"]["ok"] and not times["01_broken"]["ok"] and times["00_ok"]["mode"] == "quick"

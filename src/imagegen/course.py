@@ -80,7 +80,8 @@ def run(folder, build, in_place=False, only=None, timeout=3600):
 
     mode = config.mode()
     os.environ["IMAGEGEN_MODE"] = mode  # kernels inherit the resolved mode: no second detection
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    # Figures must land in the executed notebooks and HTML, even where MPLBACKEND=Agg is exported (CI).
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     paths = find_notebooks(folder, only)
     if not paths:
         print(f"no notebooks matching NN_*.ipynb in {folder}" + (f" containing {only!r}" if only else ""))

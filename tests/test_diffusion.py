@@ -1,0 +1,229 @@
+"""Diffusion: schedules, the DDIM sampler against oracle denoisers, the model's EMA, saving."""
+
+import keras
+import numpy as np
+import pytest
+
+from imagegen import config
+from imagegen.diffusion import (
+    CosineSchedule,
+    DiffusionModel,
+    DiscreteSchedule,
+    build_unet,
+    ddim_invert,
+    ddim_sample,
+    get_schedule,
+)
+
+SCHEDULES = [CosineSchedule(), DiscreteSchedule.linear(), DiscreteSchedule.scaled_linear()]
+
+
+def alpha_bar_at(schedule, time):
+    """alpha_bar for a network time, the way each schedule defines it."""
+    if isinstance(schedule, CosineSchedule):
+        return float(schedule.alpha_bar(time))
+    return float(schedule.alpha_bars[int(round(time * 1000))])
+
+
+def one_point_oracle(schedule, point):
+    """The exact noise for data that is a single point x*: eps = (x_t - sqrt(a) x*) / sqrt(1 - a)."""
+    def denoise(x, time):
+        a = alpha_bar_at(schedule, time)
+        return (keras.ops.convert_to_numpy(x) - np.sqrt(a) * point) / np.sqrt(1 - a)
+    return denoise
+
+
+def gaussian_oracle(schedule, mean, std):
+    """The optimal denoiser for data ~ N(mean, std^2): E[x0 | x_t] = mean + sqrt(a) std^2 (x_t - sqrt(a) mean) / (a std^2 + 1 - a)."""
+    def denoise(x, time):
+        a = alpha_bar_at(schedule, time)
+        x = keras.ops.convert_to_numpy(x)
+        x0 = mean + np.sqrt(a) * std**2 * (x - np.sqrt(a) * mean) / (a * std**2 + 1 - a)
+        return (x - np.sqrt(a) * x0) / np.sqrt(1 - a)
+    return denoise
+
+
+# -- schedules ------------------------------------------------------------------------------
+
+def test_cosine_schedule_ends_where_specified_and_is_monotone():
+    schedule = CosineSchedule(min_signal_rate=0.02, max_signal_rate=0.95)
+    signal, noise = (keras.ops.convert_to_numpy(r) for r in schedule.rates(np.array([0.0, 1.0])))
+    np.testing.assert_allclose(signal, [0.95, 0.02], rtol=1e-5)
+    np.testing.assert_allclose(signal**2 + noise**2, 1.0, rtol=1e-5)
+    alpha_bars = schedule.alpha_bar(np.linspace(0, 1, 101))
+    assert np.all(np.diff(alpha_bars) < 0)
+    np.testing.assert_allclose(schedule.time_for_alpha_bar(schedule.alpha_bar(0.3)), 0.3, atol=1e-6)
+
+
+def test_scaled_linear_is_stable_diffusions_schedule():
+    schedule = DiscreteSchedule.scaled_linear()
+    assert schedule.num_train_steps == 1000
+    np.testing.assert_allclose(schedule.betas[[0, -1]], [0.00085, 0.012], rtol=1e-9)
+    np.testing.assert_allclose(schedule.alpha_bars[0], 1 - 0.00085, rtol=1e-9)
+    betas = np.linspace(0.00085**0.5, 0.012**0.5, 1000) ** 2
+    np.testing.assert_allclose(schedule.alpha_bars[-1], np.prod(1 - betas), rtol=1e-9)
+    assert 0.004 < schedule.alpha_bars[-1] < 0.005
+    assert np.all(np.diff(schedule.alpha_bars) < 0) and np.all(np.diff(schedule.betas) > 0)
+
+
+def test_linear_is_ddpms_schedule_and_timesteps_match_keras_cv():
+    schedule = DiscreteSchedule.linear()
+    np.testing.assert_allclose(schedule.alpha_bars[0], 1 - 1e-4)
+    assert schedule.alpha_bars[-1] < 1e-4
+    timesteps = DiscreteSchedule.scaled_linear().sampling_timesteps(50)
+    assert timesteps[0] == 981 and timesteps[-1] == 1 and len(timesteps) == 50  # range(1, 1000, 20) reversed
+
+
+def test_discretised_cosine_matches_the_continuous_one():
+    cosine = CosineSchedule()
+    discrete = DiscreteSchedule.from_continuous(cosine, 1000)
+    np.testing.assert_allclose(discrete.alpha_bars, cosine.alpha_bar(np.arange(1, 1001) / 1000), rtol=1e-6, atol=1e-9)
+
+
+def test_schedules_by_name_and_bad_names():
+    assert get_schedule("scaled_linear").name == "scaled_linear"
+    assert get_schedule({"name": "cosine", "min_signal_rate": 0.05}).min_signal_rate == 0.05
+    with pytest.raises(ValueError, match="cosine"):
+        get_schedule("sigmoid")
+
+
+# -- the sampler against oracles ------------------------------------------------------------
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=lambda s: s.name)
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_oracle_sampler_recovers_a_one_point_data_set(schedule, eta):
+    point = np.random.default_rng(0).uniform(-1, 1, size=(3, 4, 4, 2)).astype("float32")
+    times, alpha_bars = schedule.sampling_plan(10)
+    noise = np.random.default_rng(1).normal(size=point.shape).astype("float32")
+    result = ddim_sample(one_point_oracle(schedule, point), noise, times, alpha_bars, eta=eta, seed=3)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(result), point, atol=1e-4)
+
+
+def oracle_samples(schedule, num_steps, eta, mean=0.5, std=0.6, count=20_000):
+    times, alpha_bars = schedule.sampling_plan(num_steps)
+    noise = np.random.default_rng(2).normal(size=(count, 1, 1, 1)).astype("float32")
+    return keras.ops.convert_to_numpy(ddim_sample(gaussian_oracle(schedule, mean, std), noise, times, alpha_bars, eta=eta, seed=4))
+
+
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_oracle_sampler_converges_to_the_data_distribution(eta):
+    """Data ~ N(0.5, 0.6^2) with its exact denoiser: samples take its mean and std, more exactly with more steps."""
+    schedule = DiscreteSchedule.scaled_linear()
+    errors = []
+    for num_steps in (10, 50, 200):
+        samples = oracle_samples(schedule, num_steps, eta)
+        assert abs(samples.mean() - 0.5) < 0.03
+        errors.append(abs(samples.std() - 0.6))
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 0.025  # discretisation error shrinks with steps
+
+
+def test_cosine_schedule_ends_at_the_posterior_mean_of_its_cleanest_level():
+    """keras.io's schedule stops at signal rate 0.95, so the last step returns E[x0 | x_t] there.
+
+    For N(m, s^2) data at level a0 that estimate has std s * sqrt(a0 s^2 / (a0 s^2 + 1 - a0)): a known
+    shrinkage the sampler must reproduce exactly (with fine steps).
+    """
+    schedule = CosineSchedule()
+    a0, s = 0.95**2, 0.6
+    samples = oracle_samples(schedule, 200, 0.0, std=s)
+    assert abs(samples.std() - s * np.sqrt(a0 * s**2 / (a0 * s**2 + 1 - a0))) < 0.01
+    assert abs(samples.mean() - 0.5) < 0.01
+
+
+@pytest.mark.parametrize("schedule", [CosineSchedule(), DiscreteSchedule.scaled_linear()], ids=lambda s: s.name)
+def test_inversion_then_sampling_returns_the_image(schedule):
+    times, alpha_bars = schedule.sampling_plan(50)
+    data = np.random.default_rng(5).normal(0.1, 0.3, size=(64, 2, 2, 1)).astype("float32")
+    oracle = gaussian_oracle(schedule, 0.1, 0.3)
+    errors = {}
+    for refine_steps in (0, 15):  # fixed-point error shrinks geometrically (by ~0.54 per iteration at worst here)
+        noise = ddim_invert(oracle, data, times, alpha_bars, refine_steps=refine_steps)
+        back = keras.ops.convert_to_numpy(ddim_sample(oracle, noise, times, alpha_bars))
+        errors[refine_steps] = np.max(np.abs(back - data))
+        assert keras.ops.convert_to_numpy(noise).std() > 2 * data.std()  # it really went to the noise end
+    assert errors[15] < 1e-3  # refined inversion is exact for a consistent denoiser
+    assert errors[0] > 10 * errors[15]  # plain DDIM inversion is only approximate
+
+
+# -- the model ------------------------------------------------------------------------------
+
+def tiny_model(**kwargs):
+    config.set_seed(0)
+    network = build_unet(8, 3, widths=(8, 16), block_depth=1, embedding_dims=16)
+    model = DiffusionModel(network, seed=0, **kwargs)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    return model
+
+
+def tiny_images(count=32):
+    images = np.zeros((count, 8, 8, 3), dtype="float32")
+    images[:, 2:6, 2:6, 0] = 1.0  # a red square
+    return images
+
+
+def test_deterministic_sampling_with_eta_zero():
+    model = tiny_model()
+    first, again = model.generate(4, num_steps=5, seed=7), model.generate(4, num_steps=5, seed=7)
+    np.testing.assert_array_equal(first, again)
+    assert first.shape == (4, 8, 8, 3) and first.min() >= 0 and first.max() <= 1
+    noise = model.initial_noise(4, seed=8)
+    np.testing.assert_array_equal(model.generate(initial_noise=noise, num_steps=5, seed=1),
+                                  model.generate(initial_noise=noise, num_steps=5, seed=2))
+    stochastic = [model.generate(initial_noise=noise, num_steps=5, eta=1.0, seed=s, use_ema=False) for s in (1, 2)]
+    assert not np.allclose(*stochastic)
+
+
+def test_training_lowers_the_loss_and_moves_the_ema():
+    model = tiny_model(ema_momentum=0.9)
+    initial_ema = [np.array(w) for w in model.ema_network.weights]
+    history = model.fit(tiny_images(), epochs=40, batch_size=16, verbose=0).history["noise_loss"]
+    assert history[-1] < 0.8 * history[0]
+    network, ema = model.network.get_weights(), model.ema_network.get_weights()
+    moved = [not np.allclose(a, b) for a, b in zip(initial_ema, ema) if a.size > 1]
+    differs = [not np.allclose(a, b) for a, b in zip(network, ema) if a.size > 1]
+    assert all(moved) and any(differs)  # EMA follows the network, smoothed
+
+
+def test_ema_update_is_the_moving_average():
+    model = tiny_model()
+    old_ema = [np.array(w) for w in model.ema_network.weights]
+    new = [w + 1.0 for w in model.network.get_weights()]
+    model.network.set_weights(new)
+    model.update_ema(momentum=0.9)
+    for ema_weight, previous, target in zip(model.ema_network.get_weights(), old_ema, new):
+        np.testing.assert_allclose(ema_weight, 0.9 * previous + 0.1 * target, rtol=1e-5, atol=1e-6)
+    warmup = keras.ops.convert_to_numpy(model.ema_momentum_at(np.array([0, 10, 100_000])))
+    np.testing.assert_allclose(warmup, [0.1, 11 / 20, 0.999], rtol=1e-6)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = tiny_model(schedule="scaled_linear", loss="mse")
+    model.fit(tiny_images(), epochs=1, batch_size=16, verbose=0)
+    model.save(tmp_path / "ddim.keras")
+    loaded = keras.models.load_model(tmp_path / "ddim.keras")
+    noise = model.initial_noise(2, seed=3)
+    np.testing.assert_allclose(model.generate(initial_noise=noise, num_steps=4),
+                               loaded.generate(initial_noise=noise, num_steps=4), atol=1e-6)
+    assert loaded.schedule.name == "scaled_linear" and loaded.loss_name == "mse"
+    for a, b in zip(model.ema_network.get_weights(), loaded.ema_network.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_model_inversion_round_trip():
+    model = tiny_model()
+    model.fit(tiny_images(), epochs=5, batch_size=16, verbose=0)
+    images = tiny_images(2) * 0.8 + 0.1
+    errors = []
+    for refine_steps in (0, 5):
+        noise = model.invert(images, num_steps=10, refine_steps=refine_steps)
+        assert noise.shape == (2, 8, 8, 3) and np.isfinite(noise).all()
+        back = model.generate(initial_noise=noise, num_steps=10, clip_denoised=False)
+        errors.append(np.max(np.abs(back - images)))
+    assert errors[1] < errors[0] and errors[1] < 0.1
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="loss"):
+        tiny_model(loss="huber")
+    with pytest.raises(ValueError, match="divide"):
+        build_unet(10, 3, widths=(8, 16, 32))
