@@ -55,8 +55,8 @@ class ToyFlowerClassifier:
         self.model.fit(train.images, {"color": train.color_ids, "petals": _petal_ids(train.petals)},
                        epochs=epochs, batch_size=batch_size, verbose=verbose)
         # KID's kernel (x . y / d + 1)^3 expects features of unit scale: measure it once on real images.
-        self.feature_scale = 1.0
-        self.feature_scale = 1.0 / float(np.sqrt(np.mean(np.square(self.features(train.images[:2000]))) + 1e-12))
+        raw = self.feature_model.predict(train.images[:2000], batch_size=256, verbose=0)
+        self.feature_scale = 1.0 / float(np.sqrt(np.mean(np.square(raw)) + 1e-12))
         return self.accuracy(held_out.images, held_out.colors, held_out.petals)
 
     def predict(self, images):

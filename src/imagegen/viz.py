@@ -123,14 +123,19 @@ def figures_dir():
     return folder
 
 
+def _figure_path(name):
+    """slides/figures/<name>.png, for a plain name like "vae_samples"."""
+    if not name or any(char in name for char in "/\\ ") or name.endswith(".png"):
+        raise ValueError(f"name must be a plain file name without extension or spaces, e.g. 'vae_samples'; got {name!r}")
+    return figures_dir() / f"{name}.png"
+
+
 def save_figure(figure, name, dpi=150):
     """Save a matplotlib Figure as slides/figures/<name>.png for the talk; returns the path.
 
     name: a short file name without extension, e.g. "vae_samples".
     """
-    if not name or any(char in name for char in "/\\ ") or name.endswith(".png"):
-        raise ValueError(f"name must be a plain file name without extension or spaces, e.g. 'vae_samples'; got {name!r}")
-    path = figures_dir() / f"{name}.png"
+    path = _figure_path(name)
     figure.savefig(path, dpi=dpi, bbox_inches="tight", facecolor="white")
     return path
 
@@ -144,7 +149,7 @@ def save_image(image, name, scale=1):
         image = image[..., 0]
     if scale != 1:
         image = image.repeat(scale, axis=0).repeat(scale, axis=1)
-    path = figures_dir() / f"{name}.png"
+    path = _figure_path(name)
     Image.fromarray(image).save(path)
     return path
 
