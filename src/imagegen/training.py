@@ -39,9 +39,11 @@ def fit_resumable(model, x, run_dir, epochs, batch_size=None, validation_data=No
 
 
 def _first_batch(x):
-    """A batch of one example from numpy inputs, or the first batch of a dataset."""
+    """A batch of one example from numpy inputs (an array or a dict of arrays), or a dataset's first batch."""
     if hasattr(x, "shape"):
         return x[:1]
+    if isinstance(x, dict):
+        return {key: value[:1] for key, value in x.items()}
     first = next(iter(x))
     return first[0] if isinstance(first, (tuple, list)) else first
 

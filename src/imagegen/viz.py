@@ -161,6 +161,32 @@ def show_gif(path):
     return IPythonImage(filename=str(path))
 
 
+def similarity_matrix(scores, images, labels, title=None, size=0.75):
+    """A heatmap of scores (n_images, n_labels) with each row's image drawn at its left; returns the Figure.
+
+    images: (n_images, h, w, c) float [0, 1] or uint8; labels: n_labels column captions.
+    """
+    import matplotlib.pyplot as plt
+
+    scores = np.asarray(scores)
+    rows, columns = scores.shape
+    figure, axes = plt.subplots(figsize=(1.5 + (columns + 1) * size, 1.8 + rows * size))
+    axes.imshow(scores, cmap="viridis", extent=(-0.5, columns - 0.5, rows - 0.5, -0.5))
+    for row, image in enumerate(to_uint8(images)):
+        axes.imshow(image.squeeze(), cmap="gray", extent=(-1.45, -0.55, row + 0.45, row - 0.45))
+    threshold = scores.min() + 0.6 * (scores.max() - scores.min())
+    for (row, column), value in np.ndenumerate(scores):
+        axes.text(column, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color="black" if value > threshold else "white")
+    axes.set_xlim(-1.5, columns - 0.5)
+    axes.set_ylim(rows - 0.5, -0.5)
+    axes.set_xticks(range(columns), labels, rotation=60, ha="right", fontsize=8)
+    axes.set_yticks([])
+    if title:
+        axes.set_title(title)
+    figure.tight_layout()
+    return figure
+
+
 def loss_curves(history, keys=None, title=None, size=(9, 2.6)):
     """Plot a Keras History's curves, one panel per metric with its validation twin; returns the Figure."""
     import matplotlib.pyplot as plt

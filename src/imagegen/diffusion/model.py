@@ -16,6 +16,13 @@ better images. Sampling uses the EMA network by default. The momentum warms up
 as m_n = min(m, (1 + n) / (10 + n)) over the first optimizer steps n, so a
 short run's EMA is not stuck near the random initial weights.
 
+Text conditioning (notebook 05): with a network that takes a third input, a
+context (b, L, d) such as a text encoder's token features, ``fit`` takes a dict
+{"images": ..., "context": ...}. During training each caption is replaced by
+the empty prompt's encoding (``null_context``) with probability
+``condition_dropout``, so the same network also learns the unconditional
+prediction that classifier-free guidance needs at sampling time.
+
 Training customises Keras through ``call`` (which noises the batch) and
 ``compute_loss``; the default ``train_step`` of each backend does the rest,
 and ``train_step`` only adds the EMA update after the optimizer step.
@@ -26,7 +33,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from imagegen.diffusion.sampler import ddim_invert, ddim_sample
+from imagegen.diffusion.sampler import classifier_free_guidance, ddim_invert, ddim_sample
 from imagegen.diffusion.schedules import get_schedule
 
 LOSSES = ("mae", "mse")
@@ -40,10 +47,12 @@ class DiffusionModel(keras.Model):
     schedule: "cosine" (keras.io DDIM), "linear" or "scaled_linear" (SD), or a config dict.
     loss: "mae" (keras.io's choice) or "mse" (DDPM's).
     ema_momentum: m in ema_w <- m * ema_w + (1 - m) * w.
+    condition_dropout: for a network with a context input, the share of training
+        captions replaced by ``null_context`` (set it with ``set_null_context``).
     Images going in and out are float in [0, 1], (batch, size, size, channels).
     """
 
-    def __init__(self, network, schedule="cosine", loss="mae", ema_momentum=0.999, seed=None, **kwargs):
+    def __init__(self, network, schedule="cosine", loss="mae", ema_momentum=0.999, seed=None, condition_dropout=0.1, **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -59,6 +68,18 @@ class DiffusionModel(keras.Model):
         self.channels = network.inputs[0].shape[-1]
         self.data_mean = self.add_weight(shape=(self.channels,), initializer=keras.initializers.Constant(0.5), trainable=False, name="data_mean")
         self.data_std = self.add_weight(shape=(self.channels,), initializer=keras.initializers.Constant(0.5), trainable=False, name="data_std")
+        self.conditional = len(network.inputs) == 3
+        self.condition_dropout = condition_dropout
+        if not 0.0 <= condition_dropout < 1.0:
+            raise ValueError(f"condition_dropout must be in [0, 1), got {condition_dropout}")
+        if self.conditional:
+            self.context_shape = tuple(network.inputs[2].shape[1:])
+            self.null_context = self.add_weight(shape=self.context_shape, initializer="zeros", trainable=False, name="null_context")
+
+    def set_null_context(self, null_context):
+        """The unconditional context, e.g. the text encoder's output for the empty prompt "" (L, d)."""
+        null_context = ops.convert_to_numpy(null_context).reshape(self.context_shape)
+        self.null_context.assign(null_context)
 
     def adapt(self, images):
         """Measure the per-channel mean and standard deviation of training images (float in [0, 1])."""
@@ -86,15 +107,34 @@ class DiffusionModel(keras.Model):
         """Nothing to create: both networks are built functional models."""
         self.built = True
 
-    def call(self, images, training=False):
+    def _split_inputs(self, inputs):
+        """images, or {"images", "context"} for a conditional network -> (images, context or None)."""
+        if not self.conditional:
+            if isinstance(inputs, dict):
+                raise ValueError("this network takes no context; pass images only")
+            return inputs, None
+        if not isinstance(inputs, dict) or set(inputs) != {"images", "context"}:
+            raise ValueError('a conditional model trains on a dict {"images": (b, s, s, c), "context": (b, L, d)}')
+        return inputs["images"], inputs["context"]
+
+    def call(self, inputs, training=False):
         """Noise a batch of clean images at random levels; return (predicted noise, true noise)."""
+        images, context = self._split_inputs(inputs)
         x0 = self.normalize(images)
         batch = ops.shape(x0)[0]
         times, signal, noise_rate = self.schedule.training_levels(batch, self.seed_generator)
         noise = keras.random.normal(ops.shape(x0), seed=self.seed_generator)
         # Forward process: x_t = signal * x_0 + noise_rate * noise.
         noisy = signal[:, None, None, None] * x0 + noise_rate[:, None, None, None] * noise
-        predicted = self.network([noisy, ops.reshape(times, (-1, 1))], training=training)
+        network_inputs = [noisy, ops.reshape(times, (-1, 1))]
+        if self.conditional:
+            context = ops.cast(context, "float32")
+            if training and self.condition_dropout > 0:
+                # Caption dropout: the unconditional prediction is learned on the same network.
+                drop = keras.random.uniform((batch, 1, 1), seed=self.seed_generator) < self.condition_dropout
+                context = ops.where(drop, self.null_context[None], context)
+            network_inputs.append(context)
+        predicted = self.network(network_inputs, training=training)
         return predicted, noise
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -146,13 +186,49 @@ class DiffusionModel(keras.Model):
         return trainable, non_trainable, optimizer_variables, metrics_variables
 
     # -- sampling -------------------------------------------------------------------------
-    def denoiser(self, use_ema=True):
-        """A callable (x_t in model space, time float) -> predicted noise, for the sampler."""
+    def _contexts(self, num_images, context, negative_context):
+        """Broadcast (L, d) or (n, L, d) contexts to (num_images, L, d); the negative defaults to null."""
+        if not self.conditional:
+            if context is not None or negative_context is not None:
+                raise ValueError("this model is unconditional: it takes no context or negative context")
+            return None, None
+        if context is None:
+            raise ValueError("a conditional model needs a context, e.g. prompt_encoder(['a red flower'])")
+
+        def expand(value):
+            value = ops.cast(ops.convert_to_tensor(value), "float32")
+            if tuple(value.shape[-2:]) != self.context_shape:
+                raise ValueError(f"context must end in shape {self.context_shape}, got {tuple(value.shape)}")
+            value = ops.reshape(value, (-1, *self.context_shape))
+            if value.shape[0] not in (1, num_images):
+                raise ValueError(f"got {value.shape[0]} contexts for {num_images} images; give 1 or {num_images}")
+            return ops.broadcast_to(value, (num_images, *self.context_shape))
+
+        negative = self.null_context if negative_context is None else negative_context
+        return expand(context), expand(negative)
+
+    def denoiser(self, use_ema=True, context=None, negative_context=None, guidance_scale=1.0):
+        """A callable (x_t in model space, time float) -> predicted noise, for the sampler.
+
+        With a context: classifier-free guidance at ``guidance_scale``, both halves in
+        one network call on a doubled batch; the unconditional half reads
+        ``negative_context`` (a negative prompt's encoding) or the null context.
+        """
         network = self.ema_network if use_ema else self.network
+        if context is not None:
+            context = ops.convert_to_tensor(context, "float32")
+            negative_context = ops.convert_to_tensor(self.null_context if negative_context is None else negative_context, "float32")
 
         def denoise(x, time):
+            x = ops.convert_to_tensor(x, "float32")
             times = ops.full((ops.shape(x)[0], 1), time, dtype="float32")
-            return network([x, times], training=False)
+            if context is None:
+                return network([x, times], training=False)
+            if guidance_scale == 1.0:  # eps_uncond cancels: skip it
+                return network([x, times, context], training=False)
+            both = network([ops.concatenate([x, x]), ops.concatenate([times, times]), ops.concatenate([context, negative_context])], training=False)
+            conditional, unconditional = ops.split(both, 2)
+            return classifier_free_guidance(conditional, unconditional, guidance_scale)
 
         return denoise
 
@@ -161,7 +237,7 @@ class DiffusionModel(keras.Model):
         return keras.random.normal((num_images, self.image_size, self.image_size, self.channels), seed=seed)
 
     def generate(self, num_images=16, num_steps=20, eta=0.0, seed=None, initial_noise=None, use_ema=True,
-                 on_step=None, clip_denoised=True):
+                 on_step=None, clip_denoised=True, context=None, negative_context=None, guidance_scale=1.0):
         """Generate images from noise with DDIM. Returns numpy float32 (n, size, size, channels) in [0, 1].
 
         num_steps: denoising steps (DDIM works well with 10 to 50).
@@ -169,18 +245,27 @@ class DiffusionModel(keras.Model):
         initial_noise: x_T to start from (default: drawn from ``seed``).
         on_step: callback (step, x_prev, x0_hat) with tensors in model space (``denormalize`` shows them).
         clip_denoised: keep each clean-image estimate within valid pixels.
+        context: conditional models: (L, d) for all images or (num_images, L, d).
+        negative_context: what to steer away from (default: the null context).
+        guidance_scale: classifier-free guidance strength s (1 = plain conditional).
         """
+        if initial_noise is not None:
+            num_images = initial_noise.shape[0]
+        context, negative_context = self._contexts(num_images, context, negative_context)
         noise = self.initial_noise(num_images, seed) if initial_noise is None else initial_noise
         times, alpha_bars = self.schedule.sampling_plan(num_steps)
-        x0 = ddim_sample(self.denoiser(use_ema), noise, times, alpha_bars, eta=eta, seed=seed, on_step=on_step,
+        denoise = self.denoiser(use_ema, context, negative_context, guidance_scale)
+        x0 = ddim_sample(denoise, noise, times, alpha_bars, eta=eta, seed=seed, on_step=on_step,
                          x0_range=self.pixel_range() if clip_denoised else None)
         return self.denormalize(x0)
 
-    def invert(self, images, num_steps=50, use_ema=True, refine_steps=2):
+    def invert(self, images, num_steps=50, use_ema=True, refine_steps=2, context=None):
         """DDIM inversion: the noise x_T that ``generate(initial_noise=x_T, num_steps=num_steps, eta=0,
-        clip_denoised=False)`` maps back to ``images`` (see ``sampler.ddim_invert`` for ``refine_steps``)."""
+        clip_denoised=False, context=context)`` maps back to ``images`` (see ``sampler.ddim_invert``
+        for ``refine_steps``). Conditional models invert under ``context`` without guidance."""
+        context, _ = self._contexts(len(images), context, None)
         times, alpha_bars = self.schedule.sampling_plan(num_steps)
-        noise = ddim_invert(self.denoiser(use_ema), self.normalize(images), times, alpha_bars, refine_steps)
+        noise = ddim_invert(self.denoiser(use_ema, context), self.normalize(images), times, alpha_bars, refine_steps)
         return ops.convert_to_numpy(noise)
 
     def get_config(self):
@@ -188,7 +273,7 @@ class DiffusionModel(keras.Model):
             **super().get_config(),
             "network": keras.saving.serialize_keras_object(self.network),
             "schedule": self.schedule.get_config(), "loss": self.loss_name,
-            "ema_momentum": self.ema_momentum, "seed": self.seed,
+            "ema_momentum": self.ema_momentum, "seed": self.seed, "condition_dropout": self.condition_dropout,
         }
 
     @classmethod

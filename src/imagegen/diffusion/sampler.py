@@ -22,6 +22,17 @@ import keras
 from keras import ops
 
 
+def classifier_free_guidance(noise_conditional, noise_unconditional, guidance_scale):
+    """Push the prediction away from the unconditional one (Ho & Salimans, 2022).
+
+    eps = eps_uncond + s * (eps_cond - eps_uncond)
+    s = 1 is the conditional prediction; s > 1 follows the prompt harder (SD uses 7.5).
+    With a negative prompt, its prediction takes the place of eps_uncond, so the
+    sample is pushed away from what the negative prompt describes.
+    """
+    return noise_unconditional + guidance_scale * (noise_conditional - noise_unconditional)
+
+
 def ddim_step(x_t, predicted_noise, alpha_bar_t, alpha_bar_prev, eta=0.0, noise=None, x0_range=None):
     """One DDIM update from level a_t to the less noisy a_prev. Returns (x_prev, x0_hat).
 

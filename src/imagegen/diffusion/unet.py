@@ -3,8 +3,9 @@
 The shape is Stable Diffusion's, small: a stride-2 encoder and a decoder with
 skip connections, built from residual blocks that each receive the time
 embedding, and optional attention at chosen resolutions. With ``context_dim``
-set, the attention blocks also attend to a sequence of text embeddings
-(cross-attention, notebook 05).
+set, those attention blocks become Stable Diffusion's spatial transformers
+(self-attention, cross-attention to the text tokens, feed-forward; see
+``attention.py``), and the middle always gets one (notebook 05).
 
     ResBlock(x, emb) = x' + conv(swish(norm(conv(swish(norm(x))) + dense(emb))))
     time embedding   = MLP(sinusoids(1000 * t))   (t in [0, 1], as SD's timestep)
@@ -16,6 +17,8 @@ import math
 
 import keras
 from keras import layers, ops
+
+from imagegen.diffusion.attention import SpatialTransformer
 
 
 @keras.saving.register_keras_serializable("imagegen")
@@ -53,21 +56,24 @@ def residual_block(x, embedding, width, groups=8, name=None):
     return skip + h
 
 
-def attention_block(x, context=None, heads=4, groups=8, name=None):
-    """Self-attention over the pixels, then (if ``context`` is given) cross-attention to it.
-
-    Each is residual and pre-normalised. Cross-attention: queries from pixels, keys
-    and values from the context tokens (e.g. the text encoder's outputs).
-    """
+def attention_block(x, heads=4, groups=8, name=None):
+    """Residual, pre-normalised self-attention over the pixels (unconditional models)."""
     height, width, channels = x.shape[1], x.shape[2], x.shape[3]
     key_dim = max(channels // heads, 8)
     tokens = layers.Reshape((height * width, channels))(layers.GroupNormalization(min(groups, channels), name=f"{name}_norm")(x))
     attended = layers.MultiHeadAttention(heads, key_dim, name=f"{name}_self")(tokens, tokens)
     hidden = layers.Reshape((height * width, channels))(x) + attended
-    if context is not None:
-        queries = layers.LayerNormalization(epsilon=1e-5, name=f"{name}_cross_norm")(hidden)
-        hidden = hidden + layers.MultiHeadAttention(heads, key_dim, name=f"{name}_cross")(queries, context)
     return layers.Reshape((height, width, channels))(hidden)
+
+
+def _attend(x, context, heads, name):
+    """Self-attention only without a context; SD's spatial transformer with one."""
+    if context is None:
+        return attention_block(x, heads, name=name)
+    width = x.shape[-1]
+    if width % heads:
+        raise ValueError(f"width {width} must divide by heads {heads} for cross-attention")
+    return SpatialTransformer(heads, width // heads, groups=min(8, width), name=name)(x, context)
 
 
 def build_unet(image_size=32, channels=3, widths=(32, 64, 96), block_depth=2, attention_resolutions=(),
@@ -98,14 +104,14 @@ def build_unet(image_size=32, channels=3, widths=(32, 64, 96), block_depth=2, at
         for block in range(block_depth):
             x = residual_block(x, embedding, width, name=f"down{level}_res{block}")
             if x.shape[1] in attention_resolutions:
-                x = attention_block(x, context, heads, name=f"down{level}_attn{block}")
+                x = _attend(x, context, heads, name=f"down{level}_attn{block}")
             skips.append(x)
         if level < len(widths) - 1:
             x = layers.Conv2D(width, 3, strides=2, padding="same", name=f"down{level}_downsample")(x)
             skips.append(x)
 
     x = residual_block(x, embedding, widths[-1], name="middle_res0")
-    x = attention_block(x, context, heads, name="middle_attn") if (attention_resolutions or context is not None) else x
+    x = _attend(x, context, heads, name="middle_attn") if (attention_resolutions or context is not None) else x
     x = residual_block(x, embedding, widths[-1], name="middle_res1")
 
     for level, width in reversed(list(enumerate(widths))):
@@ -113,7 +119,7 @@ def build_unet(image_size=32, channels=3, widths=(32, 64, 96), block_depth=2, at
             x = layers.Concatenate()([x, skips.pop()])
             x = residual_block(x, embedding, width, name=f"up{level}_res{block}")
             if x.shape[1] in attention_resolutions:
-                x = attention_block(x, context, heads, name=f"up{level}_attn{block}")
+                x = _attend(x, context, heads, name=f"up{level}_attn{block}")
         if level > 0:
             x = layers.UpSampling2D(2, interpolation="nearest")(x)
             x = layers.Conv2D(width, 3, padding="same", name=f"up{level}_upsample")(x)

@@ -1,0 +1,79 @@
+"""Recipes that train the course's small CLIP: on toy-flower captions (quick) or Flowers 102 (full).
+
+``train_clip`` is the recipe notebook 04 runs. ``toy_clip`` returns the trained
+toy model for later notebooks: it loads the copy notebook 04 saved in the cache,
+or trains one the same way (about two minutes on 2 CPU cores) and saves it.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import keras
+
+from imagegen import config
+from imagegen.clip.image_encoder import build_image_encoder
+from imagegen.clip.model import CLIP
+from imagegen.clip.text_encoder import TextEncoder
+from imagegen.clip.tokenizer import CLIPTokenizer
+from imagegen.training import EpochLogger, fit_resumable
+
+
+def train_clip(images, captions, run_dir, text_config="clip-tiny", image_widths=(32, 64, 128), embedding_dims=64,
+               epochs=8, batch_size=128, learning_rate=1e-3, seed=0, log_every=1):
+    """Train a CLIP on (image, caption) pairs; resumes from ``run_dir`` if interrupted.
+
+    images: float32 (n, s, s, 3) in [0, 1]; captions: n strings.
+    text_config: a ``TextEncoder`` config name ("clip-tiny"); its max_length sets the padding.
+    Returns (clip, tokenizer, history). The model is saved as ``run_dir/model.keras``.
+    """
+    if len(images) != len(captions):
+        raise ValueError(f"got {len(images)} images but {len(captions)} captions")
+    keras.utils.set_random_seed(seed)
+    text_encoder = TextEncoder.from_config_name(text_config)
+    tokenizer = CLIPTokenizer(max_length=text_encoder.max_length)
+    image_encoder = build_image_encoder(images.shape[1], image_widths)
+    clip = CLIP(image_encoder, text_encoder, embedding_dims)
+    clip.compile(optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=0.1))
+    data = {"images": images, "token_ids": tokenizer(captions)}
+    history = fit_resumable(clip, data, run_dir, epochs, batch_size=batch_size, shuffle=True,
+                            callbacks=[EpochLogger(log_every)], verbose=0)
+    return clip, tokenizer, history
+
+
+def toy_clip_run_dir(image_size=32, num_images=6000, epochs=8, seed=0):
+    """Where the toy CLIP of these settings is trained and saved (in the cache)."""
+    return pathlib.Path(config.cache_dir("clip", f"toy_clip_{image_size}px_{num_images}_{epochs}ep_seed{seed}"))
+
+
+def toy_clip(image_size=32, num_images=6000, epochs=8, seed=0):
+    """The toy-flower CLIP of notebook 04: (clip, tokenizer), from the cache or trained now."""
+    from imagegen.data.toy_flowers import toy_flowers
+
+    run_dir = toy_clip_run_dir(image_size, num_images, epochs, seed)
+    saved = run_dir / "model.keras"
+    if saved.exists():
+        clip = keras.saving.load_model(saved)
+        return clip, CLIPTokenizer(max_length=clip.text_encoder.max_length)
+    print(f"Training the toy CLIP ({epochs} epochs on {num_images} captioned toy flowers); it is cached in {run_dir}.")
+    data = toy_flowers(num_images, image_size, seed=seed)
+    clip, tokenizer, _ = train_clip(data.images, data.captions, run_dir, epochs=epochs, seed=seed, log_every=epochs)
+    return clip, tokenizer
+
+
+def stable_diffusion_text_encoder():
+    """SD v1's pretrained text encoder (CLIP ViT-L/14's text tower) and its tokenizer, for full mode.
+
+    KerasCV downloads and checks its published weights (kcv_encoder.h5, 492 MB,
+    sha256-pinned in KerasCV) into ~/.keras; they are copied into our ``TextEncoder``.
+    """
+    from imagegen.data.download import OfflineError, is_reachable
+
+    try:
+        from keras_cv.models.stable_diffusion import TextEncoder as KerasCVTextEncoder
+    except ImportError as error:
+        raise ImportError("SD's pretrained text encoder is loaded through KerasCV: pip install keras-cv") from error
+    if config.offline_forced() or not is_reachable("https://huggingface.co", timeout=5):
+        raise OfflineError("SD's text encoder weights come from huggingface.co/fchollet/stable-diffusion, which is not reachable")
+    encoder = TextEncoder.from_keras_cv(KerasCVTextEncoder(77, download_weights=True))
+    return encoder, CLIPTokenizer(max_length=77)
