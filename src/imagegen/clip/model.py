@@ -130,14 +130,15 @@ class CLIP(keras.Model):
         return cls(**config)
 
 
-def _batched(function, array, batch_size=256):
+def batched(function, array, batch_size=256):
+    """function over array in batches, as one numpy array (keeps memory flat for large sets)."""
     return np.concatenate([ops.convert_to_numpy(function(array[i : i + batch_size])) for i in range(0, len(array), batch_size)])
 
 
 def similarity(model, images, token_ids, batch_size=256):
     """Cosine similarities, numpy (n_images, n_texts) in [-1, 1]."""
-    image_vectors = _batched(model.encode_images, np.asarray(images, "float32"), batch_size)
-    text_vectors = _batched(model.encode_texts, np.asarray(token_ids, "int32"), batch_size)
+    image_vectors = batched(model.encode_images, np.asarray(images, "float32"), batch_size)
+    text_vectors = batched(model.encode_texts, np.asarray(token_ids, "int32"), batch_size)
     return image_vectors @ text_vectors.T
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from keras import ops
 
 from imagegen import config
-from imagegen.clip.model import _batched
+from imagegen.clip.model import batched
 from imagegen.data.download import OfflineError, is_reachable
 
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], "float32")
@@ -47,8 +47,8 @@ def keras_hub_zero_shot(backbone, images, class_token_ids, batch_size=32):
         vectors = backbone.get_text_embeddings(ops.convert_to_tensor(ids, "int32"))
         return vectors / ops.norm(vectors, axis=-1, keepdims=True)
 
-    image_vectors = _batched(embed_images, np.asarray(images, "float32"), batch_size)
-    text_vectors = _batched(embed_texts, np.asarray(class_token_ids, "int32"), batch_size)
+    image_vectors = batched(embed_images, np.asarray(images, "float32"), batch_size)
+    text_vectors = batched(embed_texts, np.asarray(class_token_ids, "int32"), batch_size)
     scale = float(ops.convert_to_numpy(ops.exp(backbone.get_layer("clip_head").logit_scale)))
     logits = scale * image_vectors @ text_vectors.T
     logits -= logits.max(axis=1, keepdims=True)

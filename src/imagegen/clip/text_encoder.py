@@ -180,7 +180,7 @@ class TextEncoder(keras.Model):
     @classmethod
     def from_keras_cv(cls, keras_cv_text_encoder, activation="quick_gelu"):
         """Copy a KerasCV ``stable_diffusion.TextEncoder`` (v1: quick-GELU) into our encoder."""
-        weights = [w.numpy() if hasattr(w, "numpy") else keras.ops.convert_to_numpy(w) for w in keras_cv_text_encoder.weights]
+        weights = [keras.ops.convert_to_numpy(w) for w in keras_cv_text_encoder.weights]
         vocabulary_size, width = weights[0].shape
         max_length = weights[1].shape[0]
         num_layers = (len(weights) - 4) // 16

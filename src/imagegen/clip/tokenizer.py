@@ -88,12 +88,13 @@ class CLIPTokenizer:
         self.vocabulary = base + [symbol + "</w>" for symbol in base] + ["".join(merge) for merge in merges]
         self.vocabulary += [START_OF_TEXT, END_OF_TEXT]
         self.special_tokens = [START_OF_TEXT, END_OF_TEXT]
+        self.cache = {}
         self._rebuild()
 
     def _rebuild(self):
         self.encoder = {token: index for index, token in enumerate(self.vocabulary)}
         self.decoder = dict(enumerate(self.vocabulary))
-        self.cache = {token: token for token in self.special_tokens}
+        self.cache.update({token: token for token in self.special_tokens})  # words already split stay cached
         # Special tokens first, then contractions, letter runs, single digits, other non-space runs.
         specials = "|".join(regex.escape(token) for token in self.special_tokens)
         self.pattern = regex.compile(specials + r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""", regex.IGNORECASE)
