@@ -318,3 +318,38 @@ def test_conditional_bad_inputs():
         tiny_model().generate(2, num_steps=2, context=contexts(2))
     with pytest.raises(ValueError, match="condition_dropout"):
         tiny_conditional_model(condition_dropout=1.0)
+
+
+def test_training_power_moves_training_times_towards_high_noise():
+    uniform, skewed = CosineSchedule(), get_schedule({"name": "cosine", "training_power": 0.5})
+    seed = keras.random.SeedGenerator(0)
+    t_uniform = keras.ops.convert_to_numpy(uniform.training_levels(20_000, seed)[0])
+    t_skewed = keras.ops.convert_to_numpy(skewed.training_levels(20_000, seed)[0])
+    assert abs(t_uniform.mean() - 0.5) < 0.02 and abs(t_skewed.mean() - 2 / 3) < 0.02  # E[sqrt(u)] = 2/3
+    assert skewed.get_config()["training_power"] == 0.5
+    with pytest.raises(ValueError, match="training_power"):
+        CosineSchedule(training_power=0)
+
+
+def test_v_prediction_targets_and_conversion_to_noise():
+    config.set_seed(0)
+    network = build_unet(8, 3, widths=(8, 16), block_depth=1, embedding_dims=16)  # zero-initialised output: v = 0
+    model = DiffusionModel(network, prediction="v", seed=0)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    alpha_bar = float(model.schedule.alpha_bar(0.7))
+    # noise = noise_rate * x_t + signal * v, and v = 0 here
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.denoiser(False)(x, 0.7)), np.sqrt(1 - alpha_bar) * x, atol=1e-6)
+    images = np.random.default_rng(1).uniform(size=(4, 8, 8, 3)).astype("float32")
+    _, target = model(images, training=True)
+    assert target.shape == (4, 8, 8, 3)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    history = model.fit(images, epochs=2, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["noise_loss"]).all()
+    with pytest.raises(ValueError, match="prediction must be one of"):
+        DiffusionModel(network, prediction="x0")
+
+
+def test_discrete_schedule_alpha_bar_reads_network_times():
+    schedule = DiscreteSchedule.scaled_linear()
+    assert schedule.alpha_bar(0.5) == schedule.alpha_bars[500]
+    np.testing.assert_array_equal(schedule.alpha_bar(np.array([0.0, 0.999])), schedule.alpha_bars[[0, 999]])

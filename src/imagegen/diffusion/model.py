@@ -10,6 +10,15 @@ Why predict the noise: it has the same scale at every level (unit variance),
 which makes one network good at all of them, and the clean image follows from
 it in closed form (see ``sampler.ddim_step``).
 
+v-prediction (``prediction="v"``, Salimans and Ho, 2022): the network predicts
+v = signal * noise - noise_rate * x_0 instead. At the noisiest levels the noise
+target carries almost no information about the image (x_0 = (x_t - noise_rate
+* noise) / signal divides by a signal rate near 0.02), while v there is almost
+-x_0: the network must say what the image will be. A text-conditioned model
+decides colour and layout at those levels, so v-prediction learns prompts
+faster (notebook 05). The sampler still receives noise: noise = noise_rate * x_t
++ signal * v.
+
 Why EMA: the weights jitter from batch to batch; an exponential moving average
 ema_w <- m * ema_w + (1 - m) * w (m = 0.999) is a smoothed model that samples
 better images. Sampling uses the EMA network by default. The momentum warms up
@@ -37,6 +46,7 @@ from imagegen.diffusion.sampler import classifier_free_guidance, ddim_invert, dd
 from imagegen.diffusion.schedules import get_schedule
 
 LOSSES = ("mae", "mse")
+PREDICTIONS = ("epsilon", "v")
 
 
 @keras.saving.register_keras_serializable("imagegen")
@@ -46,16 +56,21 @@ class DiffusionModel(keras.Model):
     network: a Keras model [noisy images, times] -> predicted noise (``build_unet``).
     schedule: "cosine" (keras.io DDIM), "linear" or "scaled_linear" (SD), or a config dict.
     loss: "mae" (keras.io's choice) or "mse" (DDPM's).
+    prediction: "epsilon" (predict the noise, as DDPM and SD v1) or "v" (see above).
     ema_momentum: m in ema_w <- m * ema_w + (1 - m) * w.
     condition_dropout: for a network with a context input, the share of training
         captions replaced by ``null_context`` (set it with ``set_null_context``).
     Images going in and out are float in [0, 1], (batch, size, size, channels).
     """
 
-    def __init__(self, network, schedule="cosine", loss="mae", ema_momentum=0.999, seed=None, condition_dropout=0.1, **kwargs):
+    def __init__(self, network, schedule="cosine", loss="mae", ema_momentum=0.999, seed=None, condition_dropout=0.1,
+                 prediction="epsilon", **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        self.prediction = prediction
         self.network = network
         self.ema_network = keras.models.clone_model(network)
         self.ema_network.set_weights(network.get_weights())
@@ -118,7 +133,7 @@ class DiffusionModel(keras.Model):
         return inputs["images"], inputs["context"]
 
     def call(self, inputs, training=False):
-        """Noise a batch of clean images at random levels; return (predicted noise, true noise)."""
+        """Noise a batch of clean images at random levels; return (prediction, target): noise, or v."""
         images, context = self._split_inputs(inputs)
         x0 = self.normalize(images)
         batch = ops.shape(x0)[0]
@@ -135,6 +150,8 @@ class DiffusionModel(keras.Model):
                 context = ops.where(drop, self.null_context[None], context)
             network_inputs.append(context)
         predicted = self.network(network_inputs, training=training)
+        if self.prediction == "v":  # v = signal * noise - noise_rate * x_0
+            return predicted, signal[:, None, None, None] * noise - noise_rate[:, None, None, None] * x0
         return predicted, noise
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -219,7 +236,7 @@ class DiffusionModel(keras.Model):
             context = ops.convert_to_tensor(context, "float32")
             negative_context = ops.convert_to_tensor(self.null_context if negative_context is None else negative_context, "float32")
 
-        def denoise(x, time):
+        def predict(x, time):
             x = ops.convert_to_tensor(x, "float32")
             times = ops.full((ops.shape(x)[0], 1), time, dtype="float32")
             if context is None:
@@ -229,6 +246,13 @@ class DiffusionModel(keras.Model):
             both = network([ops.concatenate([x, x]), ops.concatenate([times, times]), ops.concatenate([context, negative_context])], training=False)
             conditional, unconditional = ops.split(both, 2)
             return classifier_free_guidance(conditional, unconditional, guidance_scale)
+
+        def denoise(x, time):
+            predicted = predict(x, time)
+            if self.prediction == "epsilon":
+                return predicted
+            alpha_bar = float(self.schedule.alpha_bar(time))  # v -> noise: noise_rate * x_t + signal * v
+            return (1.0 - alpha_bar) ** 0.5 * ops.convert_to_tensor(x, "float32") + alpha_bar**0.5 * predicted
 
         return denoise
 
@@ -274,6 +298,7 @@ class DiffusionModel(keras.Model):
             "network": keras.saving.serialize_keras_object(self.network),
             "schedule": self.schedule.get_config(), "loss": self.loss_name,
             "ema_momentum": self.ema_momentum, "seed": self.seed, "condition_dropout": self.condition_dropout,
+            "prediction": self.prediction,
         }
 
     @classmethod
