@@ -9,6 +9,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-torch
 
 .PHONY: course test lab notebooks install clean
 
@@ -21,6 +22,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt -e .
 	touch $(STAMP)
 
+# The tests add PyTorch (CPU), diffusers and transformers: the parity tests compare against them.
+$(TEST_STAMP): requirements-torch.txt $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-torch.txt
+	touch $(TEST_STAMP)
+
 course: $(STAMP)
 	$(PY) -m imagegen.course run
 
@@ -28,7 +34,7 @@ course: $(STAMP)
 # (The distribution test starts both backends itself; the notebook checks do not depend on one.)
 JAX_SKIP := --ignore=tests/test_distribution.py --ignore=tests/test_course.py --ignore=tests/test_notebooks_committed.py
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	IMAGEGEN_MODE=quick $(PY) -m pytest
 	IMAGEGEN_MODE=quick KERAS_BACKEND=jax $(PY) -m pytest tests $(JAX_SKIP)
 

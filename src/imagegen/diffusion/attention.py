@@ -60,11 +60,14 @@ class CrossAttention(layers.Layer):
 
 @keras.saving.register_keras_serializable("imagegen")
 class GEGLU(layers.Layer):
-    """u -> a * gelu(g) where [a, g] = Dense(2 * output_dim)(u) (Shazeer, 2020)."""
+    """u -> a * gelu(g) where [a, g] = Dense(2 * output_dim)(u) (Shazeer, 2020).
 
-    def __init__(self, output_dim, **kwargs):
+    approximate: gelu's tanh form (KerasCV's) or the exact erf form (diffusers').
+    """
+
+    def __init__(self, output_dim, approximate=True, **kwargs):
         super().__init__(**kwargs)
-        self.output_dim = output_dim
+        self.output_dim, self.approximate = output_dim, approximate
         self.dense = layers.Dense(output_dim * 2, name="dense")
 
     def build(self, input_shape):
@@ -74,25 +77,25 @@ class GEGLU(layers.Layer):
     def call(self, u):
         projected = self.dense(u)
         value, gate = projected[..., : self.output_dim], projected[..., self.output_dim :]
-        return value * ops.gelu(gate, approximate=True)  # tanh form, as KerasCV and SD use
+        return value * ops.gelu(gate, approximate=self.approximate)
 
     def get_config(self):
-        return {**super().get_config(), "output_dim": self.output_dim}
+        return {**super().get_config(), "output_dim": self.output_dim, "approximate": self.approximate}
 
 
 @keras.saving.register_keras_serializable("imagegen")
 class BasicTransformerBlock(layers.Layer):
     """Self-attention, cross-attention to the context, then a GEGLU feed-forward, each residual."""
 
-    def __init__(self, dim, num_heads, head_size, **kwargs):
+    def __init__(self, dim, num_heads, head_size, gelu_approximate=True, **kwargs):
         super().__init__(**kwargs)
-        self.dim, self.num_heads, self.head_size = dim, num_heads, head_size
+        self.dim, self.num_heads, self.head_size, self.gelu_approximate = dim, num_heads, head_size, gelu_approximate
         self.norm1 = layers.LayerNormalization(epsilon=1e-5, name="norm1")
         self.attn1 = CrossAttention(num_heads, head_size, name="attn1")
         self.norm2 = layers.LayerNormalization(epsilon=1e-5, name="norm2")
         self.attn2 = CrossAttention(num_heads, head_size, name="attn2")
         self.norm3 = layers.LayerNormalization(epsilon=1e-5, name="norm3")
-        self.geglu = GEGLU(dim * 4, name="geglu")
+        self.geglu = GEGLU(dim * 4, approximate=gelu_approximate, name="geglu")
         self.dense = layers.Dense(dim, name="dense")
 
     def build(self, x_shape, context_shape):
@@ -111,20 +114,25 @@ class BasicTransformerBlock(layers.Layer):
         return x + self.dense(self.geglu(self.norm3(x)))
 
     def get_config(self):
-        return {**super().get_config(), "dim": self.dim, "num_heads": self.num_heads, "head_size": self.head_size}
+        return {**super().get_config(), "dim": self.dim, "num_heads": self.num_heads, "head_size": self.head_size,
+                "gelu_approximate": self.gelu_approximate}
 
 
 @keras.saving.register_keras_serializable("imagegen")
 class SpatialTransformer(layers.Layer):
-    """Feature map (b, h, w, c) attends to itself and to a context (b, m, d); same shape out."""
+    """Feature map (b, h, w, c) attends to itself and to a context (b, m, d); same shape out.
 
-    def __init__(self, num_heads, head_size, groups=32, **kwargs):
+    norm_epsilon, gelu_approximate: KerasCV's values by default; diffusers' are 1e-6 and False.
+    """
+
+    def __init__(self, num_heads, head_size, groups=32, norm_epsilon=1e-5, gelu_approximate=True, **kwargs):
         super().__init__(**kwargs)
         self.num_heads, self.head_size, self.groups = num_heads, head_size, groups
+        self.norm_epsilon, self.gelu_approximate = norm_epsilon, gelu_approximate
         channels = num_heads * head_size
-        self.norm = layers.GroupNormalization(groups, epsilon=1e-5, name="norm")
+        self.norm = layers.GroupNormalization(groups, epsilon=norm_epsilon, name="norm")
         self.proj1 = layers.Conv2D(channels, 1, name="proj1")
-        self.transformer_block = BasicTransformerBlock(channels, num_heads, head_size, name="transformer_block")
+        self.transformer_block = BasicTransformerBlock(channels, num_heads, head_size, gelu_approximate, name="transformer_block")
         self.proj2 = layers.Conv2D(channels, 1, name="proj2")
 
     def build(self, x_shape, context_shape):
@@ -146,4 +154,5 @@ class SpatialTransformer(layers.Layer):
         return x + self.proj2(ops.reshape(h, (-1, height, width, channels)))
 
     def get_config(self):
-        return {**super().get_config(), "num_heads": self.num_heads, "head_size": self.head_size, "groups": self.groups}
+        return {**super().get_config(), "num_heads": self.num_heads, "head_size": self.head_size, "groups": self.groups,
+                "norm_epsilon": self.norm_epsilon, "gelu_approximate": self.gelu_approximate}

@@ -27,22 +27,23 @@ class SinusoidalEmbedding(layers.Layer):
 
     Frequencies f_k = exp(-ln(max_period) * k / (dims / 2)), k = 0..dims/2-1, as in
     the Transformer's positions and Stable Diffusion's timestep embedding.
+    time_scale: the 1000 above; Stable Diffusion's UNet passes integer timesteps with 1.
     """
 
-    def __init__(self, dims=64, max_period=10_000.0, **kwargs):
+    def __init__(self, dims=64, max_period=10_000.0, time_scale=1000.0, **kwargs):
         super().__init__(**kwargs)
         if dims % 2:
             raise ValueError(f"dims must be even, got {dims}")
-        self.dims, self.max_period = dims, max_period
+        self.dims, self.max_period, self.time_scale = dims, max_period, time_scale
 
     def call(self, times):
         half = self.dims // 2
         frequencies = ops.exp(-math.log(self.max_period) * ops.arange(half, dtype="float32") / half)
-        angles = 1000.0 * ops.reshape(ops.cast(times, "float32"), (-1, 1)) * frequencies[None, :]
+        angles = self.time_scale * ops.reshape(ops.cast(times, "float32"), (-1, 1)) * frequencies[None, :]
         return ops.concatenate([ops.cos(angles), ops.sin(angles)], axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "dims": self.dims, "max_period": self.max_period}
+        return {**super().get_config(), "dims": self.dims, "max_period": self.max_period, "time_scale": self.time_scale}
 
 
 def residual_block(x, embedding, width, groups=8, name=None):

@@ -1,0 +1,82 @@
+"""Named Stable Diffusion configurations, and pretrained presets built from them.
+
+- ``build(config)``: the three modules of a named size with random weights
+  ("sd-v1": the real sizes; "tiny": for tests).
+- ``load_preset("sd-v1.4")``: KerasCV's published SD v1.4 weights, downloaded once
+  into the cache (sha256-checked) and read into our modules.
+- ``from_keras_cv(...)``: live KerasCV sub-models copied into ours.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+from imagegen.clip import TextEncoder
+from imagegen.stable_diffusion.unet import UNet
+from imagegen.stable_diffusion.vae import Decoder, ImageEncoder
+from imagegen.stable_diffusion.weights import assign_in_order, keras_cv_arrays, load_keras_h5, sd_v1_4_paths
+
+CONFIGS = {
+    "sd-v1": dict(text=dict(max_length=77, width=768, num_layers=12, num_heads=12), unet="sd-v1", vae="sd-v1"),
+    "tiny": dict(text=dict(max_length=16, width=32, num_layers=1, num_heads=2), unet="tiny", vae="tiny"),
+}
+PRESETS = {"sd-v1.4": "sd-v1"}  # preset name -> configuration
+
+
+@contextlib.contextmanager
+def dtype_policy(dtype):
+    """Build layers under a Keras dtype policy ("mixed_float16", "mixed_bfloat16"), then restore the old one."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(dtype or previous)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def build(config="sd-v1", dtype=None):
+    """(text_encoder, unet, decoder, image_encoder) of a named configuration, randomly initialised.
+
+    dtype: a mixed-precision policy for the text encoder and the UNet. The VAE always
+    stays float32: SD's decoder overflows float16 and then returns black images.
+    """
+    from imagegen.stable_diffusion import unet as unet_module, vae as vae_module
+
+    if config not in CONFIGS:
+        raise ValueError(f"unknown configuration {config!r}; choose one of {', '.join(CONFIGS)}")
+    spec = CONFIGS[config]
+    with dtype_policy(dtype):
+        text_encoder = TextEncoder(**spec["text"])
+        unet = UNet(**{**unet_module.CONFIGS[spec["unet"]], "context_dim": spec["text"]["width"]})
+    vae = vae_module.CONFIGS[spec["vae"]]
+    with dtype_policy("float32"):
+        return text_encoder, unet, Decoder(**vae), ImageEncoder(**vae)
+
+
+def load_preset(name, dtype=None):
+    """(text_encoder, unet, decoder, image_encoder) with a preset's pretrained weights (``dtype``: see ``build``)."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    print("Stable Diffusion v1.4's weights are under the CreativeML OpenRAIL-M licence: "
+          "https://raw.githubusercontent.com/CompVis/stable-diffusion/main/LICENSE")
+    paths = sd_v1_4_paths()  # raises OfflineError naming the files, URLs and cache folder
+    modules = build(PRESETS[name], dtype)
+    for module, part in zip(modules, ("text_encoder", "unet", "decoder", "image_encoder")):
+        load_keras_h5(module, paths[part])
+    return modules
+
+
+def from_keras_cv(text_encoder, diffusion_model, decoder, image_encoder=None):
+    """Our modules with the weights of KerasCV's SD v1 sub-models (built with or without their weights)."""
+    from imagegen.stable_diffusion import unet as unet_module, vae as vae_module
+
+    text = TextEncoder.from_keras_cv(text_encoder)
+    unet = assign_in_order(UNet(**unet_module.CONFIGS["sd-v1"]), keras_cv_arrays(diffusion_model), "KerasCV's DiffusionModel")
+    ours_decoder = assign_in_order(Decoder(**vae_module.CONFIGS["sd-v1"]), keras_cv_arrays(decoder), "KerasCV's Decoder")
+    encoder = None
+    if image_encoder is not None:
+        encoder = assign_in_order(ImageEncoder(**vae_module.CONFIGS["sd-v1"]), keras_cv_arrays(image_encoder),
+                                  "KerasCV's ImageEncoder")
+    return text, unet, ours_decoder, encoder

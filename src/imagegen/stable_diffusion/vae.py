@@ -1,0 +1,194 @@
+"""Stable Diffusion's autoencoder (``AutoencoderKL``): 8x smaller latents that the UNet denoises.
+
+    encoder: image (b, H, W, 3) in [-1, 1] -> conv, per level 2 ResnetBlocks then a
+             stride-2 conv (not after the last), middle [Resnet, Attention, Resnet],
+             GroupNorm, swish, conv -> (mean, log-variance); keep the mean
+    latent  = 0.18215 * mean                   (b, H/8, W/8, 4), scaled to unit variance
+    decoder: latent / 0.18215 -> conv, middle [Resnet, Attention, Resnet], per level
+             3 ResnetBlocks then upsample (not after the last), GroupNorm, swish, conv -> RGB in [-1, 1]
+
+Why a latent: a 64x64x4 latent holds a 512x512x3 image's content in 48x fewer
+numbers, so each diffusion step costs far less. The factor 0.18215 makes SD
+v1's latents unit-variance, which the noise schedule assumes.
+The layers follow KerasCV's ``Decoder`` and ``ImageEncoder`` one to one.
+norm_epsilon: KerasCV's GroupNorm epsilon (1e-5) by default; SD's original VAE
+and diffusers use 1e-6 (``diffusers.py`` sets it).
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers, ops
+
+from imagegen.stable_diffusion.unet import _groups_for
+
+LATENT_SCALE = 0.18215
+
+CONFIGS = {
+    # SD v1's AutoencoderKL: 83.7M parameters, 8x downsampling.
+    "sd-v1": dict(channels=(128, 256, 512, 512), latent_channels=4, groups=32),
+    "tiny": dict(channels=(16, 32), latent_channels=4, groups=8),
+}
+
+
+@keras.saving.register_keras_serializable("imagegen")
+class ResnetBlock(layers.Layer):
+    """skip(x) + conv(swish(norm(conv(swish(norm(x)))))), no time input (the VAE's block)."""
+
+    def __init__(self, output_dim, groups=32, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.output_dim, self.groups, self.epsilon = output_dim, groups, epsilon
+        self.norm1 = layers.GroupNormalization(groups, epsilon=epsilon, name="norm1")
+        self.conv1 = layers.Conv2D(output_dim, 3, padding="same", name="conv1")
+        self.norm2 = layers.GroupNormalization(_groups_for(output_dim, groups), epsilon=epsilon, name="norm2")
+        self.conv2 = layers.Conv2D(output_dim, 3, padding="same", name="conv2")
+
+    def build(self, input_shape):
+        self.norm1.groups = _groups_for(input_shape[-1], self.groups)
+        self.norm1.build(input_shape)
+        self.conv1.build(input_shape)
+        out_shape = (*input_shape[:-1], self.output_dim)
+        self.norm2.build(out_shape)
+        self.conv2.build(out_shape)
+        self.skip = layers.Conv2D(self.output_dim, 1, name="skip") if input_shape[-1] != self.output_dim else None
+        if self.skip is not None:
+            self.skip.build(input_shape)
+        self.built = True
+
+    def call(self, x):
+        h = self.conv1(ops.silu(self.norm1(x)))
+        h = self.conv2(ops.silu(self.norm2(h)))
+        return h + (x if self.skip is None else self.skip(x))
+
+    def get_config(self):
+        return {**super().get_config(), "output_dim": self.output_dim, "groups": self.groups, "epsilon": self.epsilon}
+
+
+@keras.saving.register_keras_serializable("imagegen")
+class AttentionBlock(layers.Layer):
+    """Single-head self-attention over the pixels, with 1x1 convs for q, k, v and the output.
+
+    out = x + proj_out(softmax(q k^T / sqrt(c)) v), q, k, v = 1x1 convs of GroupNorm(x).
+    """
+
+    def __init__(self, output_dim, groups=32, epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        self.output_dim, self.groups, self.epsilon = output_dim, groups, epsilon
+        self.norm = layers.GroupNormalization(_groups_for(output_dim, groups), epsilon=epsilon, name="norm")
+        self.q = layers.Conv2D(output_dim, 1, name="q")
+        self.k = layers.Conv2D(output_dim, 1, name="k")
+        self.v = layers.Conv2D(output_dim, 1, name="v")
+        self.proj_out = layers.Conv2D(output_dim, 1, name="proj_out")
+
+    def build(self, input_shape):
+        for layer in (self.norm, self.q, self.k, self.v, self.proj_out):
+            layer.build(input_shape)
+        self.built = True
+
+    def call(self, x):
+        batch, height, width = ops.shape(x)[0], ops.shape(x)[1], ops.shape(x)[2]
+        h = self.norm(x)
+
+        def tokens(t):  # (b, h, w, c) -> (b, h*w, 1 head, c)
+            return ops.reshape(t, (batch, height * width, 1, self.output_dim))
+
+        attended = ops.dot_product_attention(tokens(self.q(h)), tokens(self.k(h)), tokens(self.v(h)))
+        return x + self.proj_out(ops.reshape(attended, (batch, height, width, self.output_dim)))
+
+    def get_config(self):
+        return {**super().get_config(), "output_dim": self.output_dim, "groups": self.groups, "epsilon": self.epsilon}
+
+
+class _Builder:
+    """Creates layers and remembers their names in order: KerasCV's weight order for the VAE."""
+
+    def __init__(self, groups, epsilon):
+        self.groups, self.epsilon, self.order = groups, epsilon, []
+
+    def add(self, layer):
+        self.order.append(layer.name)
+        return layer
+
+    def conv(self, x, filters, name, kernel_size=3, padding=1, strides=1):  # explicit zero padding, as SD pads
+        if padding:
+            x = layers.ZeroPadding2D(padding)(x)
+        return self.add(layers.Conv2D(filters, kernel_size, strides=strides, name=name))(x)
+
+    def res(self, x, width, name):
+        return self.add(ResnetBlock(width, self.groups, self.epsilon, name=name))(x)
+
+    def middle(self, x, width):
+        x = self.res(x, width, "mid_res0")
+        x = self.add(AttentionBlock(width, self.groups, self.epsilon, name="mid_attn"))(x)
+        return self.res(x, width, "mid_res1")
+
+    def norm_out(self, x):
+        norm = layers.GroupNormalization(_groups_for(x.shape[-1], self.groups), epsilon=self.epsilon, name="norm_out")
+        return ops.silu(self.add(norm)(x))
+
+
+@keras.saving.register_keras_serializable("imagegen")
+class Decoder(keras.Model):
+    """Scaled latents (b, h, w, 4) -> images (b, 8h, 8w, 3) in [-1, 1] (for 4 levels)."""
+
+    def __init__(self, channels=(128, 256, 512, 512), latent_channels=4, groups=32, norm_epsilon=1e-5, **kwargs):
+        build = _Builder(groups, norm_epsilon)
+        latent = keras.Input((None, None, latent_channels), name="latent")
+        x = layers.Rescaling(1.0 / LATENT_SCALE, name="unscale")(latent)
+        x = build.conv(x, latent_channels, "post_quant_conv", kernel_size=1, padding=0)
+        x = build.conv(x, channels[-1], "conv_in")
+        x = build.middle(x, channels[-1])
+        for level in reversed(range(len(channels))):
+            for block in range(3):
+                x = build.res(x, channels[level], f"up{level}_res{block}")
+            if level > 0:
+                x = build.conv(layers.UpSampling2D(2)(x), channels[level], f"up{level}_upsample")
+        image = build.conv(build.norm_out(x), 3, "conv_out")
+        kwargs.setdefault("name", "decoder")
+        super().__init__(latent, image, **kwargs)
+        self.config = dict(channels=tuple(channels), latent_channels=latent_channels, groups=groups, norm_epsilon=norm_epsilon)
+        self.keras_cv_order = build.order
+        self.downsampling = 2 ** (len(channels) - 1)
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, **self.config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable("imagegen")
+class ImageEncoder(keras.Model):
+    """Images (b, H, W, 3) in [-1, 1] -> scaled latent means (b, H/8, W/8, 4) (for 4 levels).
+
+    SD's encoder predicts a Gaussian (mean, log-variance); like KerasCV we keep
+    the mean, which is what image-to-image and inpainting start from.
+    """
+
+    def __init__(self, channels=(128, 256, 512, 512), latent_channels=4, groups=32, norm_epsilon=1e-5, **kwargs):
+        build = _Builder(groups, norm_epsilon)
+        image = keras.Input((None, None, 3), name="images")
+        x = build.conv(image, channels[0], "conv_in")
+        for level, width in enumerate(channels):
+            for block in range(2):
+                x = build.res(x, width, f"down{level}_res{block}")
+            if level < len(channels) - 1:
+                # Pad right and bottom only, then stride 2: as SD's Downsample.
+                x = build.conv(x, width, f"down{level}_downsample", padding=((0, 1), (0, 1)), strides=2)
+        x = build.norm_out(build.middle(x, channels[-1]))
+        moments = build.conv(x, 2 * latent_channels, "conv_out")
+        moments = build.conv(moments, 2 * latent_channels, "quant_conv", kernel_size=1, padding=0)
+        latent = layers.Rescaling(LATENT_SCALE, name="scale")(moments[..., :latent_channels])  # the mean, scaled
+        kwargs.setdefault("name", "image_encoder")
+        super().__init__(image, latent, **kwargs)
+        self.config = dict(channels=tuple(channels), latent_channels=latent_channels, groups=groups, norm_epsilon=norm_epsilon)
+        self.keras_cv_order = build.order
+        self.downsampling = 2 ** (len(channels) - 1)
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, **self.config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,119 @@
+"""Pretrained weights into our modules: KerasCV's h5 files, live KerasCV models.
+
+KerasCV published SD v1.4 as four Keras-2 weight files (one per sub-model).
+Such a file lists its layers in order, and each layer's weights in order; a
+model reads it by position (KerasCV's Keras 3 code does the same). Our modules
+record, in ``keras_cv_order``, which of their layers sits at each position, so
+the same flat list of arrays fills either model. Every array is checked for
+shape before anything is assigned, so a wrong file fails loudly, not silently.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from imagegen.data.download import OfflineError, download
+
+_BASE_URL = "https://huggingface.co/fchollet/stable-diffusion/resolve/main/"
+
+# KerasCV's published SD v1.4 files and the sha256 pins KerasCV's own source uses.
+SD_V1_4_FILES = {
+    "text_encoder": ("kcv_encoder.h5", "4789e63e07c0e54d6a34a29b45ce81ece27060c499a709d556c7755b42bb0dc4"),
+    "unet": ("kcv_diffusion_model.h5", "8799ff9763de13d7f30a683d653018e114ed24a6a819667da4f5ee10f9e805fe"),
+    "decoder": ("kcv_decoder.h5", "ad350a65cc8bc4a80c8103367e039a3329b4231c2469a1093869a345f55b1962"),
+    "image_encoder": ("vae_encoder.h5", "c60fb220a40d090e0f86a6ab4c312d113e115c87c40ff75d11ffcf380aab7ebb"),
+}
+
+
+def ordered_variables(model):
+    """A model's variables in KerasCV's order: its layers by ``keras_cv_order``, each layer's weights in order."""
+    if hasattr(model, "keras_cv_variables"):  # the text encoder knows its own order
+        return model.keras_cv_variables()
+    return [w for name in model.keras_cv_order for w in model.get_layer(name).weights]
+
+
+def assign_in_order(model, values, source="the weights"):
+    """Assign a flat list of arrays in KerasCV's order, after checking every shape.
+
+    values: numpy arrays, Keras variables or h5py datasets; each is read only when
+    assigned, so an 860M-parameter UNet never sits in memory twice.
+    """
+    variables = ordered_variables(model)
+    if len(values) != len(variables):
+        raise ValueError(f"{source} hold {len(values)} arrays but {model.name} has {len(variables)} weights: "
+                         "they come from a different architecture or configuration")
+    for variable, value in zip(variables, values):
+        if tuple(variable.shape) != tuple(value.shape):
+            raise ValueError(f"{source}: {variable.path} expects shape {tuple(variable.shape)}, got {tuple(value.shape)}")
+    for variable, value in zip(variables, values):
+        variable.assign(np.asarray(_numpy(value), dtype=variable.dtype))
+    return model
+
+
+def _numpy(value):
+    """A numpy array from an array, a Keras variable (it has ``assign``) or an h5py dataset (read now)."""
+    import keras
+
+    return keras.ops.convert_to_numpy(value) if hasattr(value, "assign") else np.asarray(value)
+
+
+def keras_cv_arrays(keras_cv_model):
+    """A KerasCV model's weight variables in the order its h5 files store them (layer by layer, trainable first)."""
+    return [w for layer in keras_cv_model.layers for w in layer.trainable_weights + layer.non_trainable_weights]
+
+
+def load_keras_h5(model, path):
+    """Fill ``model`` from a Keras-2-style weight file (``save_weights`` to .h5), read in file order.
+
+    Layout: the root (or its "model_weights" group) has a ``layer_names``
+    attribute; each layer's group has a ``weight_names`` attribute naming its
+    datasets in order. Layers without weights are skipped.
+    """
+    import h5py
+
+    with h5py.File(path, "r") as file:
+        group = file["model_weights"] if "layer_names" not in file.attrs and "model_weights" in file else file
+        if "layer_names" not in group.attrs:
+            raise ValueError(f"{path} is not a Keras weight file (no layer_names attribute)")
+        datasets = []
+        for layer_name in group.attrs["layer_names"]:
+            layer = group[_text(layer_name)]
+            datasets += [layer[_text(weight_name)] for weight_name in layer.attrs.get("weight_names", [])]
+        return assign_in_order(model, datasets, source=str(path))
+
+
+def write_keras_h5(keras_cv_model, path):
+    """Write a model's weights as a Keras-2-style h5 file, the format of KerasCV's published files (tests)."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(path, "w") as file:
+        legacy_h5_format.save_weights_to_hdf5_group(file, keras_cv_model)
+
+
+def _text(value):
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+
+def sd_v1_4_paths(parts=("text_encoder", "unet", "decoder", "image_encoder"), timeout=5.0):
+    """Download (once, verified) KerasCV's SD v1.4 files; return {part: path}.
+
+    Offline, raises ``OfflineError`` at once, naming every missing file, its URL,
+    and the cache folder where a user can place the files by hand.
+    """
+    from imagegen import config
+
+    folder = config.cache_dir("stable_diffusion")
+    paths, missing = {}, []
+    for part in parts:
+        filename, sha256 = SD_V1_4_FILES[part]
+        try:
+            paths[part] = download(_BASE_URL + filename, sha256, subdir="stable_diffusion", timeout=timeout)
+        except OfflineError:
+            missing.append(f"  {filename} (sha256 {sha256})\n    from {_BASE_URL + filename}")
+    if missing:
+        raise OfflineError(
+            "Stable Diffusion v1.4 weights are not in the cache and huggingface.co is unreachable. Missing:\n"
+            + "\n".join(missing) + f"\nFix: connect to the internet, or download these files elsewhere and put them in {folder}"
+        )
+    return paths
