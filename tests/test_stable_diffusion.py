@@ -46,6 +46,10 @@ def test_module_save_load_round_trip(tmp_path, tiny):
     inputs = [RNG.normal(size=(1, 4, 4, 4)).astype("float32"), np.array([3.0], "float32"),
               RNG.normal(size=(1, 16, 32)).astype("float32")]
     np.testing.assert_allclose(ops.convert_to_numpy(loaded(inputs)), ops.convert_to_numpy(tiny.unet(inputs)), atol=1e-6)
+    tiny.decoder.save(tmp_path / "decoder.keras")
+    decoder = keras.models.load_model(tmp_path / "decoder.keras")
+    assert decoder.keras_cv_order == tiny.decoder.keras_cv_order
+    np.testing.assert_allclose(ops.convert_to_numpy(decoder(inputs[0])), ops.convert_to_numpy(tiny.decoder(inputs[0])), atol=1e-6)
 
 
 # -- schedulers ----------------------------------------------------------------------------------

@@ -127,8 +127,24 @@ class _Builder:
         return ops.silu(self.add(norm)(x))
 
 
+class _VAEHalf(keras.Model):
+    """What the decoder and the encoder share: their configuration, KerasCV's weight order, the scale factor."""
+
+    def _record(self, build, channels, latent_channels, groups, norm_epsilon):
+        self.config = dict(channels=tuple(channels), latent_channels=latent_channels, groups=groups, norm_epsilon=norm_epsilon)
+        self.keras_cv_order = build.order
+        self.downsampling = 2 ** (len(channels) - 1)
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, **self.config}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
 @keras.saving.register_keras_serializable("imagegen")
-class Decoder(keras.Model):
+class Decoder(_VAEHalf):
     """Scaled latents (b, h, w, 4) -> images (b, 8h, 8w, 3) in [-1, 1] (for 4 levels)."""
 
     def __init__(self, channels=(128, 256, 512, 512), latent_channels=4, groups=32, norm_epsilon=1e-5, **kwargs):
@@ -146,20 +162,11 @@ class Decoder(keras.Model):
         image = build.conv(build.norm_out(x), 3, "conv_out")
         kwargs.setdefault("name", "decoder")
         super().__init__(latent, image, **kwargs)
-        self.config = dict(channels=tuple(channels), latent_channels=latent_channels, groups=groups, norm_epsilon=norm_epsilon)
-        self.keras_cv_order = build.order
-        self.downsampling = 2 ** (len(channels) - 1)
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, **self.config}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        self._record(build, channels, latent_channels, groups, norm_epsilon)
 
 
 @keras.saving.register_keras_serializable("imagegen")
-class ImageEncoder(keras.Model):
+class ImageEncoder(_VAEHalf):
     """Images (b, H, W, 3) in [-1, 1] -> scaled latent means (b, H/8, W/8, 4) (for 4 levels).
 
     SD's encoder predicts a Gaussian (mean, log-variance); like KerasCV we keep
@@ -182,13 +189,4 @@ class ImageEncoder(keras.Model):
         latent = layers.Rescaling(LATENT_SCALE, name="scale")(moments[..., :latent_channels])  # the mean, scaled
         kwargs.setdefault("name", "image_encoder")
         super().__init__(image, latent, **kwargs)
-        self.config = dict(channels=tuple(channels), latent_channels=latent_channels, groups=groups, norm_epsilon=norm_epsilon)
-        self.keras_cv_order = build.order
-        self.downsampling = 2 ** (len(channels) - 1)
-
-    def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, **self.config}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
+        self._record(build, channels, latent_channels, groups, norm_epsilon)
