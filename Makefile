@@ -34,9 +34,13 @@ course: $(STAMP)
 # (The distribution test starts both backends itself; the notebook checks do not depend on one.)
 JAX_SKIP := --ignore=tests/test_distribution.py --ignore=tests/test_course.py --ignore=tests/test_notebooks_committed.py
 
+# The full-size Stable Diffusion parity tests (about 15 GB) run in pytest processes of their own, so that their
+# memory is given back to the system before the notebooks' kernels start.
 test: $(TEST_STAMP)
-	IMAGEGEN_MODE=quick $(PY) -m pytest
-	IMAGEGEN_MODE=quick KERAS_BACKEND=jax $(PY) -m pytest tests $(JAX_SKIP)
+	IMAGEGEN_MODE=quick $(PY) -m pytest -m "not full_size"
+	IMAGEGEN_MODE=quick $(PY) -m pytest -m full_size tests
+	IMAGEGEN_MODE=quick KERAS_BACKEND=jax $(PY) -m pytest tests $(JAX_SKIP) -m "not full_size"
+	IMAGEGEN_MODE=quick KERAS_BACKEND=jax $(PY) -m pytest -m full_size tests
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/

@@ -9,6 +9,9 @@ from imagegen.stable_diffusion.schedulers import keras_cv_timesteps
 from imagegen.stable_diffusion.weights import assign_in_order, keras_cv_arrays, write_keras_h5
 
 RNG = np.random.default_rng(0)
+# The full-size networks take about 15 GB together: `make test` runs these in a pytest process of their own,
+# so that the memory is given back before the notebooks run.
+FULL_SIZE = pytest.mark.full_size
 
 
 @pytest.fixture(scope="module")
@@ -17,6 +20,7 @@ def tiny():
 
 
 # -- modules, tiny -----------------------------------------------------------------------------
+@FULL_SIZE
 def test_sd_v1_unet_has_keras_cv_parameter_count():
     assert UNet.from_config_name("sd-v1").count_params() == 859_520_964
 
@@ -200,6 +204,7 @@ def _timestep_embedding(timestep, dim=320):
     return np.concatenate([np.cos(angles), np.sin(angles)])[None].astype("float32")
 
 
+@FULL_SIZE
 def test_from_preset_loads_files_in_the_published_format(keras_cv_sd, monkeypatch):
     """from_preset("sd-v1.4") end to end, on h5 files written from KerasCV's models in its published files' format.
 
@@ -237,6 +242,7 @@ def test_from_preset_loads_files_in_the_published_format(keras_cv_sd, monkeypatc
     np.testing.assert_allclose(ops.convert_to_numpy(sd.decoder(latent)), reread.predict_on_batch(latent), atol=1e-4)
 
 
+@FULL_SIZE
 def test_unet_matches_keras_cv(keras_cv_sd, ours):
     latent = RNG.normal(size=(1, 32, 32, 4)).astype("float32")
     context = RNG.normal(size=(1, 77, 768)).astype("float32")
@@ -246,6 +252,7 @@ def test_unet_matches_keras_cv(keras_cv_sd, ours):
     assert np.max(np.abs(mine - theirs)) <= 1e-4
 
 
+@FULL_SIZE
 def test_vae_matches_keras_cv(keras_cv_sd, ours):
     latent = RNG.normal(size=(1, 32, 32, 4)).astype("float32")
     decoded = keras_cv_sd["decoder"].predict_on_batch(latent)
@@ -255,6 +262,7 @@ def test_vae_matches_keras_cv(keras_cv_sd, ours):
     assert np.max(np.abs(ops.convert_to_numpy(ours.image_encoder(image)) - encoded)) <= 1e-4
 
 
+@FULL_SIZE
 def test_generate_image_matches_keras_cv(keras_cv_sd, ours):
     keras_cv = pytest.importorskip("keras_cv")
     from keras_cv.models import stable_diffusion
