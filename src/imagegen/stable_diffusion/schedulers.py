@@ -63,18 +63,14 @@ class DDIM:
         return np.sqrt(a_next) * x0 + np.sqrt(1.0 - a_next) * noise, x0
 
 
-class DPMSolverPlusPlus:
-    """DPM-Solver++(2M): second order from the second step on, first order into the clean image."""
+class DPMSolverPlusPlus(DDIM):
+    """DPM-Solver++(2M): second order from the second step on, first order into the clean image.
+
+    It walks DDIM's plan (noisiest 999 down to 0, then a final step to a_next = 1); only ``step`` differs.
+    """
 
     name = "dpm++2m"
     order = 2
-
-    def __init__(self):
-        self.alpha_bars = alphas_cumprod()
-
-    def plan(self, num_steps):
-        """Same timesteps as DDIM (noisiest 999, down to 0), then a final step to a_next = 1."""
-        return DDIM.plan(self, num_steps)
 
     def step(self, x, noise, a_t, a_next, previous=None):
         """One update. ``previous`` is (x0, h) from the last step or None; returns (x_next, (x0, h))."""
