@@ -3,6 +3,7 @@
 #   make test       unit tests + every notebook through nbval, quick mode
 #   make lab        JupyterLab on the course
 #   make notebooks  re-execute the committed notebooks in place, quick mode
+#   make slides     the talk from slides/talk.md: slides/build/talk.html (reveal.js) and talk.pdf (beamer)
 # Each target creates .venv and installs the tested set first if needed.
 
 PYTHON ?= python3
@@ -11,7 +12,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-torch
 
-.PHONY: course test lab notebooks install clean
+.PHONY: course test lab notebooks slides install clean
 
 install: $(STAMP)
 
@@ -31,8 +32,9 @@ course: $(STAMP)
 	$(PY) -m imagegen.course run
 
 # The unit tests run again on JAX: everything in src/ must work on both backends.
-# (The distribution test starts both backends itself; the notebook checks do not depend on one.)
-JAX_SKIP := --ignore=tests/test_distribution.py --ignore=tests/test_course.py --ignore=tests/test_notebooks_committed.py
+# (The distribution test starts both backends itself; the notebook and slides checks do not depend on one.)
+JAX_SKIP := --ignore=tests/test_distribution.py --ignore=tests/test_course.py --ignore=tests/test_notebooks_committed.py \
+            --ignore=tests/test_slides.py
 
 # The full-size Stable Diffusion parity tests (about 15 GB) run in pytest processes of their own, so that their
 # memory is given back to the system before the notebooks' kernels start.
@@ -47,6 +49,22 @@ lab: $(STAMP)
 
 notebooks: $(STAMP)
 	IMAGEGEN_MODE=quick $(PY) -m imagegen.course run --in-place
+
+# The talk's slides from one source. Needs pandoc and LaTeX (README, "Slides"), and npm once for reveal.js,
+# which lands in slides/build/node_modules so that talk.html works offline; figures are copied next to it.
+REVEALJS_VERSION := 4.6.1
+SLIDES_BUILD ?= slides/build
+SLIDES_OUT := $(abspath $(SLIDES_BUILD))
+PANDOC_SLIDES := pandoc talk.md --from markdown --slide-level 2 --standalone
+
+slides: $(SLIDES_BUILD)/node_modules/reveal.js/dist/reveal.js
+	mkdir -p $(SLIDES_BUILD) && rm -rf $(SLIDES_BUILD)/figures && cp -R slides/figures $(SLIDES_BUILD)/figures
+	cd slides && $(PANDOC_SLIDES) --to revealjs --mathml -V theme=white -V revealjs-url=node_modules/reveal.js -o $(SLIDES_OUT)/talk.html
+	cd slides && $(PANDOC_SLIDES) --to beamer --pdf-engine pdflatex -o $(SLIDES_OUT)/talk.pdf
+
+$(SLIDES_BUILD)/node_modules/reveal.js/dist/reveal.js:
+	mkdir -p $(SLIDES_BUILD)
+	npm install --prefix $(SLIDES_BUILD) --no-save --no-package-lock --no-audit --no-fund reveal.js@$(REVEALJS_VERSION)
 
 clean:
 	rm -rf build slides/build
