@@ -85,3 +85,34 @@ class KIDTracker(keras.callbacks.Callback):
             self.history.append((epoch + 1, kid))
             if logs is not None:
                 logs["kid"] = kid
+
+
+def petal_hue(images, min_saturation=0.45, min_value=0.55):
+    """The dominant bright colour of each image, as a hue in turns (0..1), or NaN where none is bright.
+
+    images: uint8 or float in [0, 1], (n, h, w, 3). Toy-flower backgrounds are muted
+    and dark, so the bright, saturated pixels are the petals (and a gold centre).
+    The mean is circular (hue wraps: 0.99 and 0.01 are neighbours).
+    """
+    images = np.asarray(images)
+    images = images.astype("float32") / 255.0 if images.dtype == np.uint8 else images.astype("float32")
+    top, bottom = images.max(axis=-1), images.min(axis=-1)
+    saturation = (top - bottom) / np.maximum(top, 1e-6)
+    r, g, b = images[..., 0], images[..., 1], images[..., 2]
+    hue = np.arctan2(np.sqrt(3.0) * (g - b), 2.0 * r - g - b) / (2 * np.pi) % 1.0  # hexagonal hue, close to HSV's
+    hues = []
+    for h, s, v in zip(hue, saturation, top):
+        keep = (s >= min_saturation) & (v >= min_value)
+        if not keep.any():
+            hues.append(np.nan)
+            continue
+        angle = 2 * np.pi * h[keep]
+        hues.append(np.arctan2(np.sin(angle).mean(), np.cos(angle).mean()) / (2 * np.pi) % 1.0)
+    return np.asarray(hues)
+
+
+def hue_distance(hues, target):
+    """Circular distance in turns (0..0.5) between hues and a target hue; NaN hues count as 0.5 (no colour)."""
+    difference = np.abs(np.asarray(hues, dtype=np.float64) - target) % 1.0
+    distance = np.minimum(difference, 1.0 - difference)
+    return np.where(np.isnan(distance), 0.5, distance)

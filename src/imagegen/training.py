@@ -17,12 +17,14 @@ import pathlib
 import keras
 
 
-def fit_resumable(model, x, run_dir, epochs, batch_size=None, validation_data=None, callbacks=(), verbose="auto", **fit_kwargs):
+def fit_resumable(model, x, run_dir, epochs, batch_size=None, validation_data=None, callbacks=(), verbose="auto", save=True,
+                  **fit_kwargs):
     """``model.fit(x, ...)`` that resumes from ``run_dir`` after an interruption.
 
     model: a compiled Keras model.
     run_dir: folder for this run's backup and final model (created if needed).
     epochs: total epochs of the run (a resumed run only does those left).
+    save: also save the finished model as ``run_dir/model.keras``.
     Returns the Keras ``History`` of the epochs this call ran.
     """
     run_dir = pathlib.Path(run_dir)
@@ -34,7 +36,8 @@ def fit_resumable(model, x, run_dir, epochs, batch_size=None, validation_data=No
         x, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
         callbacks=[backup, *callbacks], verbose=verbose, **fit_kwargs,
     )
-    save_atomic(model, run_dir / "model.keras")
+    if save:
+        save_atomic(model, run_dir / "model.keras")
     return history
 
 

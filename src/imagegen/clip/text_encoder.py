@@ -154,6 +154,16 @@ class TextEncoder(keras.Model):
         position = ops.argmax(is_end, axis=1)  # first <|endoftext|>; added tokens may have larger ids
         return ops.take_along_axis(features, ops.reshape(position, (-1, 1, 1)), axis=1)[:, 0]
 
+    def features_from_embeddings(self, embeddings, training=False):
+        """Token + position embeddings (b, L, width) -> features: the encoder after its embedding layer.
+
+        Textual inversion uses it to feed embeddings that include a trainable row.
+        """
+        h = embeddings
+        for index in range(self.config["num_layers"]):
+            h = self.get_layer(f"layer_{index}")(h, training=training)
+        return self.get_layer("final_layer_norm")(h)
+
     @property
     def token_embeddings(self):
         """The (vocabulary_size, width) token embedding variable (textual inversion edits its rows)."""

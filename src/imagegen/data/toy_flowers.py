@@ -25,6 +25,8 @@ import dataclasses
 import numpy as np
 
 COLORS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "white")
+# A colour no training set uses: notebook 07 teaches it to the mini model by textual inversion.
+UNSEEN_COLORS = ("cyan",)
 PETAL_COUNTS = (3, 4, 5, 6, 7, 8)
 NUMBER_WORDS = {3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight"}
 
@@ -50,6 +52,7 @@ _PETAL_HSV = {
     "purple": ((0.75, 0.80), (0.55, 0.85), (0.55, 0.85)),
     "pink": ((0.90, 0.97), (0.30, 0.50), (0.95, 1.00)),
     "white": ((0.00, 1.00), (0.00, 0.06), (0.93, 1.00)),
+    "cyan": ((0.49, 0.52), (0.75, 1.00), (0.80, 1.00)),  # unseen: between green and blue
 }
 
 # Flower centres: dark brown, gold, near black, orange-brown, cream.
@@ -101,8 +104,8 @@ def toy_flower_caption(color, petals, template=0):
 
     template: index into ``CAPTION_TEMPLATES``; 0 is the canonical prompt.
     """
-    if color not in COLORS:
-        raise ValueError(f"unknown colour {color!r}; choose one of {', '.join(COLORS)}")
+    if color not in COLORS + UNSEEN_COLORS:
+        raise ValueError(f"unknown colour {color!r}; choose one of {', '.join(COLORS + UNSEEN_COLORS)}")
     if int(petals) not in NUMBER_WORDS:
         raise ValueError(f"petals must be an integer from 3 to 8, got {petals!r}")
     if not 0 <= template < len(CAPTION_TEMPLATES):
@@ -132,9 +135,9 @@ def toy_flowers(num_images, image_size=64, seed=0, canonical_fraction=0.5, color
         raise ValueError(f"num_images must be 0 or more, got {num_images}")
     if int(image_size) < 16:
         raise ValueError(f"image_size must be at least 16 pixels, got {image_size}")
-    unknown = [c for c in colors if c not in COLORS]
+    unknown = [c for c in colors if c not in COLORS + UNSEEN_COLORS]
     if unknown or not colors:
-        raise ValueError(f"colors must be a non-empty subset of {COLORS}, got {colors}")
+        raise ValueError(f"colors must be a non-empty subset of {COLORS + UNSEEN_COLORS}, got {colors}")
     if not petal_counts or any(int(n) not in NUMBER_WORDS for n in petal_counts):
         raise ValueError(f"petal_counts must be a non-empty subset of {PETAL_COUNTS}, got {petal_counts}")
 

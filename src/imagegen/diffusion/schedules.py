@@ -103,27 +103,32 @@ class DiscreteSchedule:
     alpha_bar[t] = prod_{s <= t} (1 - betas[s]). The network's time input for
     step t is t / 1000, which its sinusoidal embedding scales back to t,
     matching Stable Diffusion's timestep embedding.
+    training_power: training steps are floor(T u ** training_power), u ~ U[0, 1)
+    (1: uniform; 0.5: more of the noisiest steps, as ``CosineSchedule``).
     """
 
-    def __init__(self, betas, name="custom", beta_start=None, beta_end=None):
+    def __init__(self, betas, name="custom", beta_start=None, beta_end=None, training_power=1.0):
         betas = np.asarray(betas, dtype=np.float64)
         if betas.ndim != 1 or len(betas) < 2 or np.any(betas <= 0) or np.any(betas >= 1):
             raise ValueError("betas must be a 1-D array of values in (0, 1)")
+        if training_power <= 0:
+            raise ValueError(f"training_power must be positive, got {training_power}")
         self.name, self.beta_start, self.beta_end = name, beta_start, beta_end
+        self.training_power = training_power
         self.betas = betas
         self.alpha_bars = np.cumprod(1.0 - betas)  # alpha_bar_t = prod (1 - beta_s)
         self.num_train_steps = len(betas)
 
     @classmethod
-    def linear(cls, beta_start=1e-4, beta_end=0.02, num_train_steps=1000):
+    def linear(cls, beta_start=1e-4, beta_end=0.02, num_train_steps=1000, training_power=1.0):
         """DDPM's schedule: betas linear from beta_start to beta_end."""
-        return cls(np.linspace(beta_start, beta_end, num_train_steps), "linear", beta_start, beta_end)
+        return cls(np.linspace(beta_start, beta_end, num_train_steps), "linear", beta_start, beta_end, training_power)
 
     @classmethod
-    def scaled_linear(cls, beta_start=0.00085, beta_end=0.012, num_train_steps=1000):
+    def scaled_linear(cls, beta_start=0.00085, beta_end=0.012, num_train_steps=1000, training_power=1.0):
         """Stable Diffusion's schedule: sqrt(beta) linear from sqrt(beta_start) to sqrt(beta_end)."""
         betas = np.linspace(beta_start**0.5, beta_end**0.5, num_train_steps) ** 2
-        return cls(betas, "scaled_linear", beta_start, beta_end)
+        return cls(betas, "scaled_linear", beta_start, beta_end, training_power)
 
     @classmethod
     def from_continuous(cls, schedule, num_train_steps=1000):
@@ -142,10 +147,14 @@ class DiscreteSchedule:
         return rates_from_alpha_bar(alpha_bar)
 
     def training_levels(self, batch_size, seed):
-        """Random levels for a training batch: timesteps ~ U{0..T-1}; network times = timestep / 1000."""
+        """Random levels for a training batch: timesteps floor(T u ** power) in 0..T-1; network times = timestep / 1000."""
         import keras
 
-        timesteps = keras.random.randint((batch_size,), 0, self.num_train_steps, seed=seed)
+        if self.training_power == 1.0:
+            timesteps = keras.random.randint((batch_size,), 0, self.num_train_steps, seed=seed)
+        else:
+            u = ops.power(keras.random.uniform((batch_size,), seed=seed), self.training_power)
+            timesteps = ops.minimum(ops.cast(ops.floor(u * self.num_train_steps), "int32"), self.num_train_steps - 1)
         signal, noise = self.rates(timesteps)
         return ops.cast(timesteps, "float32") / 1000.0, signal, noise
 
@@ -168,7 +177,8 @@ class DiscreteSchedule:
     def get_config(self):
         if self.name not in ("linear", "scaled_linear"):
             raise ValueError(f"only the named schedules can be saved by name, not {self.name!r}")
-        return {"name": self.name, "beta_start": self.beta_start, "beta_end": self.beta_end, "num_train_steps": self.num_train_steps}
+        return {"name": self.name, "beta_start": self.beta_start, "beta_end": self.beta_end, "num_train_steps": self.num_train_steps,
+                "training_power": self.training_power}
 
 
 def get_schedule(config):

@@ -5,6 +5,7 @@
     for t in timesteps (noisy -> clean):
         e_c, e_u = unet([x_t, x_t], t, [context, negative])        one call, doubled batch
         e        = e_u + s (e_c - e_u)                              classifier-free guidance
+        (a v-predicting UNet: the same guidance on v, then e = sqrt(1 - a_t) x_t + sqrt(a_t) v)
         x_t      = scheduler.step(x_t, e)                           DDIM or DPM-Solver++
     image    = decoder(x_0)                                         (b, h, w, 3) in [-1, 1]
 
@@ -88,6 +89,7 @@ class StableDiffusion:
         self.img_height, self.img_width = int(img_height), int(img_width)
         self.latent_shape = (self.img_height // self.pixels_per_latent, self.img_width // self.pixels_per_latent,
                              unet.config["latent_channels"])
+        self.prediction = unet.config.get("prediction", "epsilon")  # what the UNet outputs: noise or v
         self.scheduler = get_scheduler(scheduler)
         self.jit_compile, self.progress = jit_compile, progress
         self._unet_call = compile_function(unet, jit_compile)
@@ -97,16 +99,21 @@ class StableDiffusion:
 
     # -- construction ----------------------------------------------------------------------------
     @classmethod
-    def from_preset(cls, preset, img_height=512, img_width=512, dtype=None, **kwargs):
-        """Pretrained weights by name: "sd-v1.4" (KerasCV's files, downloaded once and sha256-checked).
+    def from_preset(cls, preset, img_height=None, img_width=None, dtype=None, **kwargs):
+        """Pretrained weights by name: "sd-v1.4" (KerasCV's files, downloaded once and sha256-checked)
+        or "mini" (the course's small model, shipped with the package, 64x64).
+
+        img_height, img_width: default to the size the preset was trained at (512 or 64).
 
         dtype: "mixed_float16" (GPU) or "mixed_bfloat16" (TPU) runs the text encoder and
         UNet in half precision; the VAE and the sampler stay float32.
         """
-        from imagegen.stable_diffusion.presets import load_preset
+        from imagegen.stable_diffusion.presets import DEFAULT_SIZES, load_preset
 
         text_encoder, unet, decoder, image_encoder = load_preset(preset, dtype)
-        return cls(text_encoder, unet, decoder, image_encoder, img_height=img_height, img_width=img_width, **kwargs)
+        size = DEFAULT_SIZES[preset]
+        return cls(text_encoder, unet, decoder, image_encoder, img_height=img_height or size, img_width=img_width or size,
+                   **kwargs)
 
     @classmethod
     def from_config_name(cls, config="sd-v1", img_height=512, img_width=512, dtype=None, **kwargs):
@@ -130,6 +137,12 @@ class StableDiffusion:
         from imagegen.stable_diffusion.diffusers import load_diffusers
 
         return cls(*load_diffusers(path_or_repo), img_height=img_height, img_width=img_width, **kwargs)
+
+    def set_text_encoder(self, text_encoder):
+        """Swap in another text encoder (e.g. one that learned a new token); forgets the cached empty prompt."""
+        if text_encoder.max_length != self.text_encoder.max_length or text_encoder.width != self.text_encoder.width:
+            raise ValueError("the new text encoder must have the same max_length and width as the old one")
+        self.text_encoder, self._unconditional = text_encoder, None
 
     # -- text ------------------------------------------------------------------------------------
     def encode_text(self, prompt):
@@ -166,6 +179,8 @@ class StableDiffusion:
         for index, (timestep, a_t, a_next) in enumerate(tqdm(plan[start:], desc="denoising", leave=False,
                                                              disable=not self.progress), start):
             noise = self.guided_noise(latents, timestep, context, negative, guidance_scale)
+            if self.prediction == "v":  # noise = sqrt(1 - a) x_t + sqrt(a) v
+                noise = float(np.sqrt(1.0 - a_t)) * latents + float(np.sqrt(a_t)) * noise
             latents, previous = self.scheduler.step(latents, noise, a_t, a_next, previous)
             if keep is not None:
                 latents = keep(latents, a_next)

@@ -3,7 +3,8 @@
 - ``build(config)``: the three modules of a named size with random weights
   ("sd-v1": the real sizes; "tiny": for tests).
 - ``load_preset("sd-v1.4")``: KerasCV's published SD v1.4 weights, downloaded once
-  into the cache (sha256-checked) and read into our modules.
+  into the cache (sha256-checked) and read into our modules;
+  ``load_preset("mini")``: the course's own small model, shipped with the package (``mini.py``).
 - ``from_keras_cv(...)``: live KerasCV sub-models copied into ours.
 """
 
@@ -19,8 +20,11 @@ from imagegen.stable_diffusion.weights import assign_in_order, keras_cv_arrays, 
 CONFIGS = {
     "sd-v1": dict(text=dict(max_length=77, width=768, num_layers=12, num_heads=12), unet="sd-v1", vae="sd-v1"),
     "tiny": dict(text=dict(max_length=16, width=32, num_layers=1, num_heads=2), unet="tiny", vae="tiny"),
+    # The course's mini SD: the toy CLIP's text tower ("clip-tiny"), 16x16x4 latents of 64x64 images.
+    "mini": dict(text=dict(max_length=16, width=128, num_layers=4, num_heads=4), unet="mini", vae="mini"),
 }
-PRESETS = {"sd-v1.4": "sd-v1"}  # preset name -> configuration
+PRESETS = {"sd-v1.4": "sd-v1", "mini": "mini"}  # preset name -> configuration
+DEFAULT_SIZES = {"sd-v1.4": 512, "mini": 64}  # the image size each preset was trained at
 
 
 @contextlib.contextmanager
@@ -59,6 +63,10 @@ def load_preset(name, dtype=None):
     """(text_encoder, unet, decoder, image_encoder) with a preset's pretrained weights (``dtype``: see ``build``)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    if name == "mini":
+        from imagegen.stable_diffusion.mini import load_mini
+
+        return load_mini(dtype=dtype)
     print("Stable Diffusion v1.4's weights are under the CreativeML OpenRAIL-M licence: "
           "https://raw.githubusercontent.com/CompVis/stable-diffusion/main/LICENSE")
     paths = sd_v1_4_paths()  # raises OfflineError naming the files, URLs and cache folder

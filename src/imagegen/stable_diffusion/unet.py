@@ -32,7 +32,11 @@ CONFIGS = {
     # A few thousand parameters per block: unit tests.
     "tiny": dict(channels=(32, 64), attention_levels=(True, False), num_heads=2,
                  context_dim=32, time_dim=32, layers_per_block=1, groups=8),
+    # The course's mini SD (16x16 latents of 64x64 toy flowers, the toy CLIP's 128-wide text features).
+    "mini": dict(channels=(32, 64, 96), attention_levels=(False, True, True), num_heads=4,
+                 context_dim=128, time_dim=64, layers_per_block=2, groups=8, prediction="v"),
 }
+PREDICTIONS = ("epsilon", "v")
 
 
 @keras.saving.register_keras_serializable("imagegen")
@@ -88,11 +92,15 @@ class UNet(keras.Model):
     2 ** (levels - 1) works (a 512x512 image has a 64x64 latent).
     gelu_approximate, transformer_norm_epsilon: KerasCV's choices by default; weights
     from diffusers use its exact GELU and 1e-6 (``diffusers.py``).
+    prediction: what the output means, which the pipeline reads: "epsilon" (the
+    noise, SD v1) or "v" = sqrt(a) noise - sqrt(1 - a) x0 (SD 2 and the course's mini).
     """
 
     def __init__(self, channels=(320, 640, 1280, 1280), attention_levels=(True, True, True, False), num_heads=8,
                  context_dim=768, time_dim=320, layers_per_block=2, groups=32, latent_channels=4, context_length=None,
-                 gelu_approximate=True, transformer_norm_epsilon=1e-5, **kwargs):
+                 gelu_approximate=True, transformer_norm_epsilon=1e-5, prediction="epsilon", **kwargs):
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
         if len(attention_levels) != len(channels):
             raise ValueError(f"attention_levels needs one flag per level: {len(channels)}, got {len(attention_levels)}")
         if any(c % num_heads for c in channels):
@@ -157,13 +165,14 @@ class UNet(keras.Model):
         self.config = dict(channels=tuple(channels), attention_levels=tuple(attention_levels), num_heads=num_heads,
                            context_dim=context_dim, time_dim=time_dim, layers_per_block=layers_per_block, groups=groups,
                            latent_channels=latent_channels, context_length=context_length,
-                           gelu_approximate=gelu_approximate, transformer_norm_epsilon=transformer_norm_epsilon)
+                           gelu_approximate=gelu_approximate, transformer_norm_epsilon=transformer_norm_epsilon,
+                           prediction=prediction)
         self.downsampling = 2 ** (len(channels) - 1)
         self.keras_cv_order = order
 
     @classmethod
     def from_config_name(cls, name, **overrides):
-        """A randomly initialised UNet of a named size ("sd-v1", "tiny")."""
+        """A randomly initialised UNet of a named size ("sd-v1", "tiny", "mini")."""
         if name not in CONFIGS:
             raise ValueError(f"unknown UNet config {name!r}; choose one of {', '.join(CONFIGS)}")
         return cls(**{**CONFIGS[name], **overrides})

@@ -28,6 +28,9 @@ CONFIGS = {
     # SD v1's AutoencoderKL: 83.7M parameters, 8x downsampling.
     "sd-v1": dict(channels=(128, 256, 512, 512), latent_channels=4, groups=32),
     "tiny": dict(channels=(16, 32), latent_channels=4, groups=8),
+    # The course's mini SD: 4x downsampling, 64x64 toy flowers -> 16x16x4 latents. Its latent_scale is measured
+    # after training (1 / std of the latent means), as SD's 0.18215 was.
+    "mini": dict(channels=(16, 32, 64), latent_channels=4, groups=8),
 }
 
 
@@ -128,10 +131,15 @@ class _Builder:
 
 
 class _VAEHalf(keras.Model):
-    """What the decoder and the encoder share: their configuration, KerasCV's weight order, the scale factor."""
+    """What the decoder and the encoder share: their configuration, KerasCV's weight order, the scale factor.
 
-    def _record(self, build, channels, latent_channels, groups, norm_epsilon):
-        self.config = dict(channels=tuple(channels), latent_channels=latent_channels, groups=groups, norm_epsilon=norm_epsilon)
+    latent_scale: the factor that makes the latents unit-variance (SD v1: 0.18215).
+    """
+
+    def _record(self, build, channels, latent_channels, groups, norm_epsilon, latent_scale):
+        self.config = dict(channels=tuple(channels), latent_channels=latent_channels, groups=groups, norm_epsilon=norm_epsilon,
+                           latent_scale=latent_scale)
+        self.latent_scale = latent_scale
         self.keras_cv_order = build.order
         self.downsampling = 2 ** (len(channels) - 1)
 
@@ -147,10 +155,11 @@ class _VAEHalf(keras.Model):
 class Decoder(_VAEHalf):
     """Scaled latents (b, h, w, 4) -> images (b, 8h, 8w, 3) in [-1, 1] (for 4 levels)."""
 
-    def __init__(self, channels=(128, 256, 512, 512), latent_channels=4, groups=32, norm_epsilon=1e-5, **kwargs):
+    def __init__(self, channels=(128, 256, 512, 512), latent_channels=4, groups=32, norm_epsilon=1e-5,
+                 latent_scale=LATENT_SCALE, **kwargs):
         build = _Builder(groups, norm_epsilon)
         latent = keras.Input((None, None, latent_channels), name="latent")
-        x = layers.Rescaling(1.0 / LATENT_SCALE, name="unscale")(latent)
+        x = layers.Rescaling(1.0 / latent_scale, name="unscale")(latent)
         x = build.conv(x, latent_channels, "post_quant_conv", kernel_size=1, padding=0)
         x = build.conv(x, channels[-1], "conv_in")
         x = build.middle(x, channels[-1])
@@ -162,7 +171,7 @@ class Decoder(_VAEHalf):
         image = build.conv(build.norm_out(x), 3, "conv_out")
         kwargs.setdefault("name", "decoder")
         super().__init__(latent, image, **kwargs)
-        self._record(build, channels, latent_channels, groups, norm_epsilon)
+        self._record(build, channels, latent_channels, groups, norm_epsilon, latent_scale)
 
 
 @keras.saving.register_keras_serializable("imagegen")
@@ -173,7 +182,8 @@ class ImageEncoder(_VAEHalf):
     the mean, which is what image-to-image and inpainting start from.
     """
 
-    def __init__(self, channels=(128, 256, 512, 512), latent_channels=4, groups=32, norm_epsilon=1e-5, **kwargs):
+    def __init__(self, channels=(128, 256, 512, 512), latent_channels=4, groups=32, norm_epsilon=1e-5,
+                 latent_scale=LATENT_SCALE, **kwargs):
         build = _Builder(groups, norm_epsilon)
         image = keras.Input((None, None, 3), name="images")
         x = build.conv(image, channels[0], "conv_in")
@@ -186,7 +196,7 @@ class ImageEncoder(_VAEHalf):
         x = build.norm_out(build.middle(x, channels[-1]))
         moments = build.conv(x, 2 * latent_channels, "conv_out")
         moments = build.conv(moments, 2 * latent_channels, "quant_conv", kernel_size=1, padding=0)
-        latent = layers.Rescaling(LATENT_SCALE, name="scale")(moments[..., :latent_channels])  # the mean, scaled
+        latent = layers.Rescaling(latent_scale, name="scale")(moments[..., :latent_channels])  # the mean, scaled
         kwargs.setdefault("name", "image_encoder")
         super().__init__(image, latent, **kwargs)
-        self._record(build, channels, latent_channels, groups, norm_epsilon)
+        self._record(build, channels, latent_channels, groups, norm_epsilon, latent_scale)

@@ -1,0 +1,120 @@
+"""The live-demo panel of notebook 08: ipywidgets controls around a ``StableDiffusion`` pipeline.
+
+    panel = DemoPanel()          # presets load on first use: "mini" offline, "sd-v1.4" when its weights can be had
+    panel.show()                 # in Jupyter: prompt, negative prompt, steps, guidance, seed, batch, preset, Generate
+
+Clicking Generate renders a grid into the panel with a progress bar over the
+denoising steps. ``panel.generate()`` does the same from code (tests and the
+notebook's own check), and returns the uint8 images.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+class DemoPanel:
+    """Controls, a Generate button, a progress bar and the output grid.
+
+    loaders: {preset name: function returning a pipeline}; by default "mini"
+        (shipped) and "sd-v1.4" (downloaded once), each built on first use and kept.
+    """
+
+    def __init__(self, loaders=None, prompt="a blue flower with six petals", preset="mini"):
+        import ipywidgets as widgets
+
+        self.loaders = loaders or {"mini": _preset_loader("mini"), "sd-v1.4": _preset_loader("sd-v1.4")}
+        if preset not in self.loaders:
+            raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(self.loaders)}")
+        self.pipelines = {}
+        style = {"description_width": "90px"}
+        wide = widgets.Layout(width="520px")
+        self.prompt = widgets.Text(prompt, description="prompt", style=style, layout=wide)
+        self.negative = widgets.Text("", description="negative", placeholder="what to avoid (optional)", style=style, layout=wide)
+        self.steps = widgets.IntSlider(25, min=1, max=100, description="steps", style=style)
+        self.guidance = widgets.FloatSlider(7.5, min=0.0, max=15.0, step=0.5, description="guidance", style=style)
+        self.seed = widgets.IntText(0, description="seed", style=style)
+        self.batch = widgets.IntSlider(4, min=1, max=8, description="batch", style=style)
+        self.preset = widgets.Dropdown(options=list(self.loaders), value=preset, description="preset", style=style)
+        self.button = widgets.Button(description="Generate", button_style="primary", icon="paint-brush")
+        self.progress = widgets.IntProgress(0, min=0, max=1, description="", layout=widgets.Layout(width="300px"))
+        self.status = widgets.HTML("")
+        self.output = widgets.Output()
+        self.button.on_click(lambda _: self.generate())
+        controls = widgets.VBox([self.prompt, self.negative, widgets.HBox([self.steps, self.guidance]),
+                                 widgets.HBox([self.seed, self.batch]), self.preset,
+                                 widgets.HBox([self.button, self.progress, self.status])])
+        self.widget = widgets.VBox([controls, self.output])
+        self.last_images = None
+
+    def show(self):
+        from IPython.display import display
+
+        display(self.widget)
+        return self
+
+    def pipeline(self):
+        """The selected preset's pipeline, built on first use."""
+        name = self.preset.value
+        if name not in self.pipelines:
+            self.status.value = f"loading {name}..."
+            self.pipelines[name] = self.loaders[name]()
+        return self.pipelines[name]
+
+    def generate(self):
+        """Render a grid for the current settings into the panel; returns uint8 images (or None on an error)."""
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        from imagegen import viz
+
+        self.button.disabled = True
+        try:
+            try:
+                pipeline = self.pipeline()
+            except Exception as error:  # noqa: BLE001 - shown to the presenter, who picks another preset
+                self.status.value = f"<b>{self.preset.value} is not available:</b> {_first_line(error)}"
+                return None
+            steps = self.steps.value
+            self.progress.max, self.progress.value = steps, 0
+            self.status.value = "generating..."
+            started = time.perf_counter()
+
+            def on_step(index, _latents):
+                self.progress.value = index + 1
+
+            encoded = pipeline.encode_text(self.prompt.value)
+            try:
+                images = pipeline.generate_image(encoded, negative_prompt=self.negative.value or None,
+                                                 batch_size=self.batch.value, num_steps=steps,
+                                                 unconditional_guidance_scale=self.guidance.value, seed=self.seed.value,
+                                                 on_step=on_step)
+            except ValueError as error:
+                self.status.value = f"<b>error:</b> {error}"
+                return None
+            seconds = time.perf_counter() - started
+            self.status.value = f"{len(images)} image(s) in {seconds:.1f} s"
+            self.output.clear_output(wait=True)
+            figure = viz.image_grid(images, ncols=min(4, len(images)), size=2.4,
+                                    suptitle=f"{self.prompt.value!r}, seed {self.seed.value}")
+            plt.close(figure)  # shown in the panel's output only, not again below the cell
+            with self.output:
+                display(figure)
+            self.last_images = images
+            return images
+        finally:
+            self.button.disabled = False
+
+
+def _preset_loader(name):
+    def load():
+        from imagegen.stable_diffusion import StableDiffusion
+
+        return StableDiffusion.from_preset(name, progress=False)
+
+    return load
+
+
+def _first_line(error):
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+

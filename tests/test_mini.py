@@ -1,0 +1,234 @@
+"""The mini Stable Diffusion: its training parts (tiny configs), the shipped weights, textual inversion, the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+from keras import ops
+
+from imagegen.diffusion.schedules import DiscreteSchedule, get_schedule
+from imagegen.stable_diffusion import Decoder, ImageEncoder, StableDiffusion, UNet
+from imagegen.stable_diffusion import mini
+from imagegen.stable_diffusion.training import (AutoencoderTrainer, latent_diffusion_model, measure_latent_scale,
+                                                unet_of, with_latent_scale)
+
+RNG = np.random.default_rng(0)
+HAS_MINI = (mini.ASSET_DIR / "mini.safetensors").exists()
+needs_mini = pytest.mark.skipif(not HAS_MINI, reason="the mini weights are not built: python -m imagegen.train mini")
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return StableDiffusion.from_config_name("tiny", img_height=32, img_width=32, jit_compile=False, progress=False)
+
+
+@pytest.fixture(scope="module")
+def mini_sd():
+    return StableDiffusion.from_preset("mini", progress=False)
+
+
+# -- training parts, tiny ----------------------------------------------------------------------
+def test_discrete_schedule_training_power_favours_noisy_steps():
+    import keras
+
+    schedule = get_schedule({"name": "scaled_linear", "training_power": 0.5})
+    times, signal, noise = schedule.training_levels(20000, keras.random.SeedGenerator(0))
+    steps = np.rint(ops.convert_to_numpy(times) * 1000)
+    assert steps.min() >= 0 and steps.max() <= 999
+    assert np.mean(steps >= 500) == pytest.approx(1 - 0.5**2, abs=0.02)  # P(u^0.5 >= 0.5) = 0.75
+    np.testing.assert_allclose(ops.convert_to_numpy(signal) ** 2 + ops.convert_to_numpy(noise) ** 2, 1.0, atol=1e-5)
+    assert get_schedule(schedule.get_config()).training_power == 0.5
+    with pytest.raises(ValueError, match="training_power"):
+        DiscreteSchedule.scaled_linear(training_power=0)
+
+
+def test_unet_prediction_is_part_of_its_config():
+    unet = UNet.from_config_name("tiny", prediction="v")
+    assert UNet.from_config(unet.get_config()).config["prediction"] == "v"
+    with pytest.raises(ValueError, match="prediction"):
+        UNet.from_config_name("tiny", prediction="x0")
+
+
+def test_pipeline_turns_v_into_noise_exactly(tiny, monkeypatch):
+    """With the exact v of a fixed x0 at every step, a v-predicting pipeline ends on x0."""
+    pipeline = StableDiffusion(tiny.text_encoder, UNet.from_config_name("tiny", prediction="v"), tiny.decoder,
+                               img_height=32, img_width=32, jit_compile=False, progress=False)
+    x0 = RNG.normal(size=(1, *pipeline.latent_shape)).astype("float32")
+    levels = {float(t): a for t, a, _ in pipeline.scheduler.plan(6)}
+
+    def exact_v(latents, timestep, *_):
+        a = levels[float(timestep)]
+        noise = (ops.convert_to_numpy(latents) - np.sqrt(a) * x0) / np.sqrt(1 - a)
+        return ops.convert_to_tensor((np.sqrt(a) * noise - np.sqrt(1 - a) * x0).astype("float32"))  # v
+
+    monkeypatch.setattr(pipeline, "guided_noise", exact_v)
+    start = ops.convert_to_tensor(RNG.normal(size=x0.shape).astype("float32"))
+    latents = pipeline._denoise(start, None, None, 6, 7.5)
+    np.testing.assert_allclose(ops.convert_to_numpy(latents), x0, atol=1e-4)
+
+
+def test_autoencoder_trainer_learns_and_the_latent_scale_is_measured():
+    import keras
+
+    encoder, decoder = ImageEncoder(channels=(8, 16), groups=4, latent_scale=1.0), Decoder(channels=(8, 16), groups=4, latent_scale=1.0)
+    trainer = AutoencoderTrainer(encoder, decoder, kl_weight=1e-4, seed=0)
+    trainer.compile(optimizer=keras.optimizers.Adam(3e-3))
+    images = np.repeat(RNG.uniform(0, 1, (4, 1, 1, 3)), 16, axis=1).repeat(16, axis=2).astype("float32")  # flat colours
+    history = trainer.fit(np.tile(images, (8, 1, 1, 1)), batch_size=8, epochs=6, verbose=0).history["reconstruction"]
+    assert history[-1] < 0.5 * history[0]
+    scale = measure_latent_scale(encoder, images)
+    scaled_encoder, scaled_decoder = with_latent_scale(encoder, scale), with_latent_scale(decoder, scale)
+    latents = ops.convert_to_numpy(scaled_encoder(images * 2 - 1))
+    assert latents.std() == pytest.approx(1.0, rel=1e-3)
+    np.testing.assert_allclose(ops.convert_to_numpy(scaled_decoder(latents)), ops.convert_to_numpy(decoder(latents / scale)),
+                               atol=1e-5)
+
+
+def test_latent_diffusion_model_trains_the_unet_on_sd_timesteps():
+    import keras
+
+    unet = UNet.from_config_name("tiny", prediction="v")
+    model = latent_diffusion_model(unet, 4, 16, training_power=0.5, seed=0)
+    model.set_null_context(np.zeros((16, 32), "float32"))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    data = {"images": RNG.normal(size=(16, 4, 4, 4)).astype("float32"), "context": RNG.normal(size=(16, 16, 32)).astype("float32")}
+    before = [w.copy() for w in unet.get_weights()]
+    model.fit(data, batch_size=8, epochs=1, verbose=0)
+    assert any(np.abs(a - b).max() > 0 for a, b in zip(before, unet.get_weights()))
+    ema = unet_of(model)
+    assert isinstance(ema, UNet) and ema is not unet
+
+
+def test_save_and_load_mini_round_trip_in_float16(tmp_path, tiny):
+    modules = (tiny.text_encoder, tiny.unet, tiny.decoder, tiny.image_encoder)
+    mini.save_mini(tmp_path, modules, {"note": "test"})
+    text_encoder, unet, decoder, image_encoder = mini.load_mini(tmp_path)
+    assert json.loads((tmp_path / "mini.json").read_text())["record"] == {"note": "test"}
+    latents = RNG.normal(size=(1, 4, 4, 4)).astype("float32")
+    np.testing.assert_allclose(ops.convert_to_numpy(decoder(latents)), ops.convert_to_numpy(tiny.decoder(latents)), atol=2e-2)
+    assert unet.get_config() == tiny.unet.get_config()
+    with pytest.raises(FileNotFoundError, match="python -m imagegen.train mini"):
+        mini.load_mini(tmp_path / "missing")
+
+
+# -- the shipped mini model ---------------------------------------------------------------------
+@needs_mini
+def test_mini_ships_small_and_loads_offline(mini_sd):
+    assert (mini.ASSET_DIR / "mini.safetensors").stat().st_size <= 30 * 2**20
+    assert (mini_sd.img_height, mini_sd.img_width) == (64, 64)
+    record = mini.mini_record()
+    assert record["recipe"]["image_size"] == 64 and record["train_seconds"] > 0
+
+
+@needs_mini
+def test_mini_follows_colour_prompts(mini_sd):
+    """Red prompts give redder images than blue prompts (the notebooks measure this properly)."""
+    red = mini_sd.text_to_image("a red flower with five petals", batch_size=4, num_steps=15, seed=0).astype(float)
+    blue = mini_sd.text_to_image("a blue flower with five petals", batch_size=4, num_steps=15, seed=0).astype(float)
+    redness = lambda images: np.mean(images[..., 0] - images[..., 2])  # noqa: E731
+    assert redness(red) > redness(blue) + 20
+
+
+@needs_mini
+def test_mini_inpaint_keeps_the_unmasked_region(mini_sd):
+    image = mini_sd.text_to_image("a yellow flower with six petals", num_steps=10, seed=1)[0]
+    mask = np.zeros((64, 64), "float32")
+    mask[16:48, 16:48] = 1
+    out = mini_sd.inpaint("a blue flower with six petals", image, mask, num_steps=10, seed=2)[0]
+    np.testing.assert_array_equal(out[mask == 0], image[mask == 0])
+    assert np.abs(out[mask == 1].astype(float) - image[mask == 1]).mean() > 5  # the masked part did change
+    raw = mini_sd.inpaint("a blue flower with six petals", image, mask, num_steps=10, seed=2, keep_unmasked=False)[0]
+    ring = np.ones((64, 64), bool)
+    ring[8:56, 8:56] = False  # more than one latent pixel away from the mask
+    assert np.abs(raw[ring].astype(float) - image[ring]).mean() < 12  # latent masking alone keeps it close
+
+
+# -- textual inversion, tiny --------------------------------------------------------------------
+def test_textual_inversion_trains_only_the_new_row(tiny):
+    from imagegen.clip import CLIPTokenizer
+    from imagegen.stable_diffusion.textual_inversion import textual_inversion
+
+    pipeline = StableDiffusion(tiny.text_encoder, tiny.unet, tiny.decoder, tiny.image_encoder,
+                               CLIPTokenizer(max_length=16), img_height=32, img_width=32, jit_compile=False, progress=False)
+    old_table = ops.convert_to_numpy(pipeline.text_encoder.token_embeddings).copy()
+    unet_before = [w.copy() for w in tiny.unet.get_weights()]
+    images = RNG.integers(0, 255, (3, 32, 32, 3)).astype("uint8")
+    losses = textual_inversion(pipeline, images, "<thing>", "flower", ["a photo of a <thing>"], steps=10, batch_size=4,
+                               log_every=0)
+    assert len(losses) == 10
+    table = ops.convert_to_numpy(pipeline.text_encoder.token_embeddings)
+    new_id = pipeline.tokenizer.token_id("<thing>")
+    assert table.shape[0] == old_table.shape[0] + 1 and new_id == old_table.shape[0]
+    np.testing.assert_array_equal(table[:-1], old_table)
+    flower = pipeline.tokenizer.encode("flower")[1]
+    assert np.abs(table[-1] - old_table[flower]).max() > 0  # the new row moved from where it started
+    assert all(np.array_equal(a, b) for a, b in zip(unet_before, tiny.unet.get_weights()))
+    assert pipeline.tokenizer.encode("a <thing>")[2] == new_id
+    pipeline.text_to_image("a <thing>", num_steps=2, seed=0)
+    with pytest.raises(ValueError, match="already in the vocabulary"):
+        textual_inversion(pipeline, images, "<thing>", "flower", ["a <thing>"], steps=1, log_every=0)
+    with pytest.raises(ValueError, match="must use the new token"):
+        textual_inversion(pipeline, images, "<other>", "flower", ["a photo"], steps=1, log_every=0)
+
+
+# -- command line -------------------------------------------------------------------------------
+@needs_mini
+def test_cli_generate_img2img_inpaint(tmp_path, capsys):
+    from PIL import Image
+
+    from imagegen.cli import main
+
+    out = tmp_path / "out.png"
+    assert main(["generate", "a blue flower with six petals", "--steps", "5", "--batch", "4", "-o", str(out)]) == 0
+    assert Image.open(out).size == (256, 64)  # a grid of 4
+    source = tmp_path / "in.png"
+    Image.fromarray(RNG.integers(0, 255, (80, 100, 3)).astype("uint8")).save(source)  # resized and cropped to 64x64
+    assert main(["img2img", "a red flower", "--image", str(source), "--strength", "0.5", "--steps", "4", "-o", str(out)]) == 0
+    assert main(["inpaint", "a red flower", "--image", str(source), "--box", "8,8,40,40", "--steps", "4", "-o", str(out)]) == 0
+    assert Image.open(out).size == (64, 64)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["generate", "x", "--height", "60"], "multiple of"),
+    (["img2img", "x", "--image", "IMAGE", "--strength", "1.5"], "strength must be in (0, 1]"),
+    (["inpaint", "x", "--image", "IMAGE", "--box", "8,8,4,4"], "--box"),
+    (["inpaint", "x", "--image", "IMAGE", "--mask", "BLACK"], "no white pixels"),
+    (["img2img", "x", "--image", "missing.png"], "no such file"),
+    (["generate", "x", "-o", "out.gif"], ".png"),
+])
+@needs_mini
+def test_cli_errors_name_the_problem(tmp_path, capsys, arguments, message):
+    from PIL import Image
+
+    from imagegen.cli import main
+
+    Image.fromarray(np.zeros((64, 64, 3), "uint8")).save(tmp_path / "image.png")
+    Image.fromarray(np.zeros((64, 64), "uint8")).save(tmp_path / "black.png")
+    replace = {"IMAGE": str(tmp_path / "image.png"), "BLACK": str(tmp_path / "black.png"), "missing.png": str(tmp_path / "missing.png")}
+    arguments = [replace.get(a, a) for a in arguments] + ["--steps", "2", "-o", str(tmp_path / "o.png")] * ("-o" not in arguments)
+    assert main(arguments) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_missing_weights_fail_clearly(tmp_path, capsys):
+    from imagegen.cli import main
+
+    assert main(["generate", "x", "--diffusers", str(tmp_path / "nowhere"), "-o", str(tmp_path / "o.png")]) == 3
+    assert "weights are not available" in capsys.readouterr().err
+
+
+# -- the live-demo panel ------------------------------------------------------------------------
+@needs_mini
+def test_demo_panel_generates_and_reports_a_missing_preset():
+    from imagegen.demo import DemoPanel
+
+    def broken():
+        raise FileNotFoundError("no weights here")
+
+    panel = DemoPanel(loaders={"mini": lambda: StableDiffusion.from_preset("mini", progress=False), "broken": broken})
+    panel.steps.value, panel.batch.value = 3, 2
+    images = panel.generate()
+    assert images.shape == (2, 64, 64, 3) and panel.progress.value == 3
+    assert np.array_equal(images, panel.generate())  # the same seed, the same pictures
+    panel.preset.value = "broken"
+    assert panel.generate() is None and "not available" in panel.status.value and not panel.button.disabled
