@@ -112,21 +112,10 @@ def _mask(args, height, width):
     return mask
 
 
-def grid(images, columns=None):
-    """uint8 (n, h, w, 3) -> one uint8 image, up to 4 per row."""
-    images = np.asarray(images)
-    count, height, width, _ = images.shape
-    columns = columns or min(count, 4)
-    rows = -(-count // columns)
-    canvas = np.full((rows * height, columns * width, 3), 255, dtype=np.uint8)
-    for index, image in enumerate(images):
-        row, column = divmod(index, columns)
-        canvas[row * height : (row + 1) * height, column * width : (column + 1) * width] = image
-    return canvas
-
-
 def run(args):
     from PIL import Image
+
+    from imagegen import viz
 
     output = pathlib.Path(args.output)
     if output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
@@ -145,7 +134,7 @@ def run(args):
         else:
             images = pipeline.inpaint(args.prompt, image, _mask(args, pipeline.img_height, pipeline.img_width), **common)
     output.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid(images)).save(output)
+    Image.fromarray(viz.tile(images, ncols=min(len(images), 4), padding=0)).save(output)  # a batch: one grid
     print(f"saved {len(images)} image(s) of {pipeline.img_width}x{pipeline.img_height} to {output}")
     return output
 

@@ -49,14 +49,13 @@ def train_mini(run_dir, output=ASSET_DIR, log=_log, **overrides):
                                                     unet_of, with_latent_scale)
     from imagegen.stable_diffusion.unet import UNet
     from imagegen.stable_diffusion.vae import Decoder, ImageEncoder
-    from imagegen.training import EpochLogger, fit_resumable
 
     unknown = set(overrides) - set(RECIPE)
     if unknown:
         raise ValueError(f"unknown recipe settings {sorted(unknown)}; the recipe has {sorted(RECIPE)}")
     recipe = {**RECIPE, **overrides}
     run_dir = pathlib.Path(run_dir)
-    started, earlier = time.perf_counter(), 0.0
+    started = time.perf_counter()
     keras.utils.set_random_seed(recipe["seed"])
 
     log(f"1/4 data: {recipe['num_images']} captioned toy flowers at {recipe['image_size']}x{recipe['image_size']}")
@@ -68,27 +67,12 @@ def train_mini(run_dir, output=ASSET_DIR, log=_log, **overrides):
     log(f"3/4 autoencoder: {recipe['vae_epochs']} epochs")
     vae_config = vae_module.CONFIGS["mini"]
     encoder, decoder = ImageEncoder(**vae_config, latent_scale=1.0), Decoder(**vae_config, latent_scale=1.0)
-    stage_started = time.perf_counter()
-    vae_dir = run_dir / "vae"
-    if (vae_dir / "done.weights.h5").exists():
-        trainer = AutoencoderTrainer(encoder, decoder, recipe["kl_weight"], seed=recipe["seed"])
-        trainer(data.images[:1])
-        trainer.load_weights(vae_dir / "done.weights.h5")
-        vae_history = json.loads((vae_dir / "history.json").read_text())
-        earlier += vae_history.get("seconds", 0.0)  # the stage ran in an earlier call: count the time it took then
-        stage_started -= vae_history.get("seconds", 0.0)
-    else:
-        steps = recipe["vae_epochs"] * (len(data.images) // recipe["vae_batch_size"])
-        trainer = AutoencoderTrainer(encoder, decoder, recipe["kl_weight"], seed=recipe["seed"])
-        trainer.compile(optimizer=keras.optimizers.AdamW(
-            keras.optimizers.schedules.CosineDecay(recipe["vae_learning_rate"], steps, alpha=0.05), weight_decay=1e-4))
-        history = fit_resumable(trainer, data.images, vae_dir, recipe["vae_epochs"], batch_size=recipe["vae_batch_size"],
-                                shuffle=True, callbacks=[EpochLogger()], verbose=0, save=False)
-        vae_history = {k: [float(v) for v in values] for k, values in history.history.items()}
-        vae_history["seconds"] = time.perf_counter() - stage_started
-        _write_atomic(vae_dir / "history.json", json.dumps(vae_history))
-        _save_weights_atomic(trainer, vae_dir / "done.weights.h5")
-    vae_seconds = time.perf_counter() - stage_started
+    trainer = AutoencoderTrainer(encoder, decoder, recipe["kl_weight"], seed=recipe["seed"])
+    steps = recipe["vae_epochs"] * (len(data.images) // recipe["vae_batch_size"])
+    trainer.compile(optimizer=keras.optimizers.AdamW(
+        keras.optimizers.schedules.CosineDecay(recipe["vae_learning_rate"], steps, alpha=0.05), weight_decay=1e-4))
+    vae_history, vae_resumed = _train_stage(trainer, data.images, run_dir / "vae", recipe["vae_epochs"],
+                                            recipe["vae_batch_size"], data.images[:1])
     scale = measure_latent_scale(encoder, data.images[:2000])
     encoder, decoder = with_latent_scale(encoder, scale), with_latent_scale(decoder, scale)
     log(f"   latent scale {scale:.4f}; reconstruction error {vae_history['reconstruction'][-1]:.4f} (mean |x - x'| in [-1, 1])")
@@ -105,31 +89,40 @@ def train_mini(run_dir, output=ASSET_DIR, log=_log, **overrides):
     model.compile(optimizer=keras.optimizers.AdamW(
         keras.optimizers.schedules.CosineDecay(recipe["unet_learning_rate"], steps, alpha=0.05),
         weight_decay=recipe["weight_decay"]))
-    stage_started = time.perf_counter()
-    unet_dir = run_dir / "unet"
-    if (unet_dir / "done.weights.h5").exists():
-        model({"images": latents[:1], "context": contexts[:1]})
-        model.load_weights(unet_dir / "done.weights.h5")
-        unet_history = json.loads((unet_dir / "history.json").read_text())
-        earlier += unet_history.get("seconds", 0.0)
-        stage_started -= unet_history.get("seconds", 0.0)
-    else:
-        history = fit_resumable(model, {"images": latents, "context": contexts}, unet_dir, recipe["unet_epochs"],
-                                batch_size=recipe["unet_batch_size"], shuffle=True, callbacks=[EpochLogger()], verbose=0,
-                                save=False)
-        unet_history = {k: [float(v) for v in values] for k, values in history.history.items()}
-        unet_history["seconds"] = time.perf_counter() - stage_started
-        _write_atomic(unet_dir / "history.json", json.dumps(unet_history))
-        _save_weights_atomic(model, unet_dir / "done.weights.h5")
+    unet_history, unet_resumed = _train_stage(model, {"images": latents, "context": contexts}, run_dir / "unet",
+                                              recipe["unet_epochs"], recipe["unet_batch_size"],
+                                              {"images": latents[:1], "context": contexts[:1]})
 
-    unet_seconds = time.perf_counter() - stage_started
     # A stage finished by an earlier call counts the seconds it took then.
+    earlier = vae_history["seconds"] * vae_resumed + unet_history["seconds"] * unet_resumed
     record = {"recipe": recipe, "train_seconds": round(time.perf_counter() - started + earlier, 1),
-              "stage_seconds": {"vae": round(vae_seconds, 1), "unet": round(unet_seconds, 1)},
+              "stage_seconds": {"vae": round(vae_history["seconds"], 1), "unet": round(unet_history["seconds"], 1)},
               "latent_scale": scale, "vae_history": vae_history, "unet_history": unet_history}
     save_mini(output, (text_encoder, unet_of(model), decoder, encoder), record)
     log(f"done in {record['train_seconds'] / 60:.1f} min; weights in {output}")
     return record
+
+
+def _train_stage(model, x, directory, epochs, batch_size, example):
+    """``fit_resumable`` once per run folder: a finished stage (done.weights.h5) is loaded, not retrained.
+
+    Returns (history with the stage's "seconds", whether it was finished by an earlier call).
+    """
+    from imagegen.training import EpochLogger, fit_resumable
+
+    done = directory / "done.weights.h5"
+    if done.exists():
+        model(example)  # build the variables, then fill them
+        model.load_weights(done)
+        return json.loads((directory / "history.json").read_text()), True
+    started = time.perf_counter()
+    history = fit_resumable(model, x, directory, epochs, batch_size=batch_size, shuffle=True, callbacks=[EpochLogger()],
+                            verbose=0, save=False)
+    record = {key: [float(v) for v in values] for key, values in history.history.items()}
+    record["seconds"] = time.perf_counter() - started
+    _write_atomic(directory / "history.json", json.dumps(record))
+    _save_weights_atomic(model, done)
+    return record, False
 
 
 def _write_atomic(path, text):
