@@ -8,6 +8,7 @@ comes from imagegen.
 
 import json
 import pathlib
+import re
 
 import pytest
 
@@ -45,6 +46,14 @@ def test_outputs_stay_small(notebook):
     for cell in code_cells(content):
         text = "".join("".join(output.get("text", "")) for output in cell.get("outputs", []))
         assert text.count("\n") < 200, f"{path.name}: a cell prints {text.count(chr(10))} lines; keep logs short"
+
+
+def test_sources_hold_no_control_characters(notebook):
+    """A cell written from a Python string without r"" turns LaTeX's \\bar, \\alpha, \\varepsilon into \\b, \\a, \\v."""
+    path, content = notebook
+    for index, cell in enumerate(content["cells"]):
+        found = sorted(set(re.findall(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "".join(cell["source"]))))
+        assert not found, f"{path.name}, cell {index}: control characters {[hex(ord(c)) for c in found]}; escape the backslashes"
 
 
 def test_title_goals_and_times(notebook):

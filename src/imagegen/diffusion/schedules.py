@@ -42,8 +42,10 @@ class CosineSchedule:
     t = 0 is the least noisy level (signal rate ``max_signal_rate``), t = 1 the
     noisiest (``min_signal_rate``). The network sees t itself as its time input.
     training_power: training times are t = u ** training_power with u ~ U[0, 1].
-    1 is uniform; 0.5 (density 2t) trains more on the noisiest levels, where a
-    conditional model decides the global layout and colour (notebook 05).
+    1 is uniform (the default, and what the course's models use); 0.5 (density
+    2t) trains more on the noisiest levels, where a conditional model decides
+    layout and colour, but starves the least noisy ones: notebook 05 measured
+    fewer prompts followed and grainier pictures with it.
     """
 
     name = "cosine"
