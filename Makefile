@@ -3,6 +3,7 @@
 #   make test       unit tests + every notebook through nbval, quick mode
 #   make lab        JupyterLab on the course
 #   make notebooks  re-execute the committed notebooks in place, quick mode
+#   make rehearsal  every notebook in full mode on this CPU, offline, on stand-ins for the downloads
 #   make slides     the talk from slides/talk.md: slides/build/talk.html (reveal.js) and talk.pdf (beamer)
 # Each target creates .venv and installs the tested set first if needed.
 
@@ -12,15 +13,16 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-torch
 
-.PHONY: course test lab notebooks slides install clean
+.PHONY: course test lab notebooks rehearsal slides install clean
 
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed, found " + sys.version.split()[0] + "; set PYTHON=python3.11")'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -e .
+	$(PY) -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
 
 # The tests add PyTorch (CPU), diffusers and transformers: the parity tests compare against them.
@@ -40,12 +42,18 @@ JAX_SKIP := --ignore=tests/test_distribution.py --ignore=tests/test_course.py --
 # memory is given back to the system before the notebooks' kernels start.
 test: $(TEST_STAMP)
 	IMAGEGEN_MODE=quick $(PY) -m pytest -m "not full_size"
+	$(PY) -m imagegen.course rehearse
 	IMAGEGEN_MODE=quick $(PY) -m pytest -m full_size tests
 	IMAGEGEN_MODE=quick KERAS_BACKEND=jax $(PY) -m pytest tests $(JAX_SKIP) -m "not full_size"
 	IMAGEGEN_MODE=quick KERAS_BACKEND=jax $(PY) -m pytest -m full_size tests
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
+
+# Full mode rehearsed: the full-mode code of every notebook, offline, at quick sizes, on stand-ins written in the
+# published formats (imagegen.stand_ins); fails if a notebook fails or a full-mode branch was not executed.
+rehearsal: $(STAMP)
+	$(PY) -m imagegen.course rehearse
 
 notebooks: $(STAMP)
 	IMAGEGEN_MODE=quick $(PY) -m imagegen.course run --in-place

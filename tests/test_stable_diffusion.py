@@ -118,15 +118,21 @@ def test_compiled_pipeline_matches_the_eager_one(tiny):
     assert np.max(np.abs(compiled.text_to_image("a blue flower", batch_size=2, num_steps=3, seed=4).astype(int) - eager)) <= 1
 
 
-def test_mixed_precision_gives_finite_images_and_keeps_the_vae_float32():
-    """The CPU stand-in for a GPU's mixed_float16: bfloat16 text encoder and UNet, float32 VAE and sampler."""
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_gives_finite_images_and_keeps_the_vae_float32(policy):
+    """Full mode's policies (mixed_float16 on a GPU, mixed_bfloat16 on a TPU), run on the CPU: half-precision text
+    encoder and UNet, float32 VAE and sampler, finite images."""
     import keras
 
-    sd = StableDiffusion.from_config_name("tiny", img_height=32, img_width=32, dtype="mixed_bfloat16", jit_compile=False)
-    assert sd.unet.dtype_policy.compute_dtype == "bfloat16" and sd.decoder.dtype_policy.compute_dtype == "float32"
+    sd = StableDiffusion.from_config_name("tiny", img_height=32, img_width=32, dtype=policy, jit_compile=False)
+    half = policy.split("_")[1]
+    assert sd.unet.dtype_policy.compute_dtype == half and sd.decoder.dtype_policy.compute_dtype == "float32"
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
-    images = sd.text_to_image("a flower", batch_size=2, num_steps=3, seed=0)
-    assert images.dtype == np.uint8 and images.std() > 0  # finite (uint8 of NaN would be constant)
+    latents = []
+    images = sd.generate_image(sd.encode_text("a flower"), batch_size=2, num_steps=3, seed=0,
+                               on_step=lambda step, x: latents.append(keras.ops.convert_to_numpy(x)))
+    assert images.dtype == np.uint8 and images.std() > 0
+    assert len(latents) == 3 and all(np.isfinite(x).all() for x in latents)  # uint8 would hide a NaN
 
 
 def test_dpm_solver_pipeline_runs(tiny):

@@ -18,6 +18,8 @@ import sys
 
 import numpy as np
 
+from imagegen import config
+
 
 class UsageError(Exception):
     """Bad input from the command line: printed as one line, exit status 2."""
@@ -69,7 +71,7 @@ def _pipeline(args):
         size = 512
         kwargs = {**kwargs, "img_height": args.height or size, "img_width": args.width or size}
         return StableDiffusion.from_diffusers(args.diffusers, **kwargs)
-    return StableDiffusion.from_preset(args.preset, **kwargs)
+    return StableDiffusion.from_preset(args.preset, dtype=config.mixed_precision_policy(), **kwargs)  # half on GPU/TPU
 
 
 def _load_image(path, height, width):

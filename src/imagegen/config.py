@@ -11,6 +11,7 @@ Environment variables:
 - ``IMAGEGEN_CACHE``: where downloads and weights go (default ~/.cache/imagegen).
 - ``IMAGEGEN_OFFLINE=1``: never touch the network (downloads fail at once).
 - ``KERAS_BACKEND``: tensorflow (default) or jax.
+- ``IMAGEGEN_REHEARSAL=1``: rehearse full mode on a CPU, offline (``imagegen.rehearsal``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import os
 import pathlib
 import platform
 import sys
+
+from imagegen import rehearsal
 
 MODES = ("quick", "full", "auto")
 # Probed by auto mode: tensorflow-datasets' and our weights' download hosts.
@@ -62,18 +65,26 @@ def _cached_mode(requested):
 
 
 def mode():
-    """The course mode for this process: "quick" or "full" (resolved once, then cached)."""
-    return _cached_mode(requested_mode())
+    """The course mode for this process: "quick" or "full" (resolved once, then cached; a rehearsal is full)."""
+    rehearsal.record_call()
+    return "full" if rehearsal.active() else _cached_mode(requested_mode())
 
 
 def is_quick():
-    """True in quick mode. Notebooks use it to pick ``quick_value if is_quick() else full_value``."""
+    """True in quick mode. Notebooks branch on it: ``if config.is_quick(): ... else: ...``."""
+    rehearsal.record_call()
     return mode() == "quick"
 
 
 def pick(quick, full):
-    """The quick-mode or full-mode value of a setting, e.g. ``epochs = pick(quick=3, full=50)``."""
-    return quick if is_quick() else full
+    """The quick-mode or full-mode value of a setting, e.g. ``epochs = pick(quick=3, full=50)``.
+
+    A rehearsal of full mode takes full's choices at quick's sizes (``rehearsal.rehearsal_value``).
+    """
+    rehearsal.record_call()
+    if rehearsal.active():
+        return rehearsal.rehearsal_value(quick, full)
+    return quick if mode() == "quick" else full
 
 
 def offline_forced():
@@ -82,7 +93,9 @@ def offline_forced():
 
 
 def network_available(timeout=3.0):
-    """Whether the download hosts answer within ``timeout`` seconds."""
+    """Whether the download hosts answer within ``timeout`` seconds (in a rehearsal, the stand-ins answer)."""
+    if rehearsal.active():
+        return True
     from imagegen.data.download import is_reachable
 
     return is_reachable(NETWORK_PROBE_URL, timeout=timeout)
@@ -117,7 +130,8 @@ def detect_accelerator():
     import tensorflow as tf
 
     if _tpu_present():
-        return Accelerator("tpu", 8, "TPU")
+        cores = tf.config.list_logical_devices("TPU")  # filled in once the TPU system is initialised
+        return Accelerator("tpu", len(cores) or None, "TPU")
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
@@ -137,15 +151,22 @@ def _backend():
 
 
 def get_strategy(devices=None):
-    """The ``tf.distribute`` strategy for training (TensorFlow backend).
+    """The ``tf.distribute`` strategy for training (TensorFlow backend), made once per process.
 
     TPUStrategy on a TPU, MirroredStrategy on several GPUs (or on the given
     ``devices``, e.g. ["/cpu:0", "/cpu:1"]), the default strategy otherwise.
+    Cached: the TPU system is initialised once, and ``num_replicas`` reads the
+    strategy whose scope built the model.
     """
+    return _strategy(tuple(devices) if devices is not None else None)
+
+
+@functools.lru_cache(maxsize=None)
+def _strategy(devices):
     import tensorflow as tf
 
     if devices is not None:
-        return tf.distribute.MirroredStrategy(devices)
+        return tf.distribute.MirroredStrategy(list(devices))
     accelerator = detect_accelerator()
     if accelerator.kind == "tpu":
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
@@ -184,7 +205,7 @@ def num_replicas():
     """How many copies of the model train in parallel (scale the global batch size by this)."""
     backend = _backend()
     if backend == "tensorflow":
-        return get_strategy().num_replicas_in_sync
+        return get_strategy().num_replicas_in_sync  # the device count the strategy found
     if backend == "jax":
         import keras
 
@@ -238,10 +259,11 @@ def versions():
 def describe():
     """A short multi-line summary: mode, backend, device and versions."""
     accelerator = detect_accelerator()
-    device = "CPU" if accelerator.kind == "cpu" else f"{accelerator.count} x {accelerator.kind.upper()} ({accelerator.name})"
-    requested = requested_mode()
+    count = accelerator.count or "?"
+    device = "CPU" if accelerator.kind == "cpu" else f"{count} x {accelerator.kind.upper()} ({accelerator.name})"
+    how = " (rehearsal)" if rehearsal.active() else " (auto)" if requested_mode() == "auto" else ""
     lines = [
-        f"mode:     {mode()}" + (" (auto)" if requested == "auto" else ""),
+        f"mode:     {mode()}{how}",
         f"backend:  {_backend()}",
         f"device:   {device}, {os.cpu_count()} CPU cores",
         "versions: " + ", ".join(f"{name} {version}" for name, version in versions().items()),

@@ -7,6 +7,11 @@ time each notebook took (also saved as build/times.json). With
 ``--in-place`` (``make notebooks``) the executed notebooks replace the
 committed ones instead, which is how they are committed: executed top to
 bottom in quick mode.
+
+``python -m imagegen.course rehearse`` (``make rehearsal``) runs every notebook
+in full mode on this CPU, offline, on stand-ins for what full mode downloads
+(``imagegen.rehearsal``, ``imagegen.stand_ins``), into build/rehearsal/; it fails
+if a notebook fails or if a full-mode branch was left unexecuted (``imagegen.branches``).
 """
 
 from __future__ import annotations
@@ -104,8 +109,26 @@ def run(folder, build, in_place=False, only=None, timeout=3600):
     times = {name: {"seconds": round(seconds, 1), "mode": mode, "ok": error is None} for name, seconds, error in rows}
     (build / "times.json").write_text(json.dumps(times, indent=2) + "\n")
     if not in_place:
-        print(f"\nExecuted notebooks and HTML in {build}/, slide figures in slides/figures/.")
+        figures = os.environ.get("IMAGEGEN_FIGURES") or "slides/figures"
+        print(f"\nExecuted notebooks and HTML in {build}/, slide figures in {figures}/.")
     return sum(error is not None for _, _, error in rows)
+
+
+def rehearse(folder, root, only=None, timeout=3600):
+    """Rehearse full mode: stand-ins under ``root``, every notebook run there; returns the number of failures."""
+    import nbformat
+
+    from imagegen import branches, stand_ins
+
+    root = stand_ins.prepare(root)
+    log = root / "mode_calls.jsonl"
+    os.environ.update(stand_ins.environment(root), IMAGEGEN_REHEARSAL_LOG=str(log))
+    log.write_text("")
+    failures = run(folder, root / "notebooks", only=only, timeout=timeout)
+    notebooks = {path.name: nbformat.read(path, as_version=4) for path in find_notebooks(folder, only)}
+    problems = branches.report(notebooks, log)
+    print("\n".join(["", *problems]) if problems else f"\nEvery full-mode branch of {len(notebooks)} notebooks was executed.")
+    return failures + len(problems)
 
 
 def main(argv=None):
@@ -117,8 +140,16 @@ def main(argv=None):
     runner.add_argument("--in-place", action="store_true", help="overwrite the notebooks with their executed copies")
     runner.add_argument("--only", help="run only notebooks whose name contains this, e.g. 03_ddim")
     runner.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
+    rehearsal = commands.add_parser("rehearse", help="run every notebook in full mode offline, on stand-ins (CPU)")
+    rehearsal.add_argument("--notebooks", default=str(REPOSITORY / "notebooks"), help="folder of NN_*.ipynb")
+    rehearsal.add_argument("--root", default=str(REPOSITORY / "build" / "rehearsal"), help="stand-ins and executed copies")
+    rehearsal.add_argument("--only", help="rehearse only notebooks whose name contains this")
+    rehearsal.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell")
     arguments = parser.parse_args(argv)
-    failures = run(arguments.notebooks, arguments.build, arguments.in_place, arguments.only, arguments.timeout)
+    if arguments.command == "rehearse":
+        failures = rehearse(arguments.notebooks, arguments.root, arguments.only, arguments.timeout)
+    else:
+        failures = run(arguments.notebooks, arguments.build, arguments.in_place, arguments.only, arguments.timeout)
     return 1 if failures else 0
 
 

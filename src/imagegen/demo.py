@@ -108,9 +108,11 @@ class DemoPanel:
 
 def _preset_loader(name):
     def load():
+        from imagegen import config
         from imagegen.stable_diffusion import StableDiffusion
 
-        return StableDiffusion.from_preset(name, progress=False)
+        # Half precision on a GPU or TPU (float32 on a CPU): faster, and batch 8 fits a 15 GB T4.
+        return StableDiffusion.from_preset(name, progress=False, dtype=config.mixed_precision_policy())
 
     return load
 

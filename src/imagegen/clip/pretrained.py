@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from imagegen import config
+from imagegen import config, rehearsal
 from imagegen.clip.model import batched
 from imagegen.data.download import OfflineError, is_reachable
 
@@ -26,9 +26,10 @@ def load_keras_hub_clip(preset=DEFAULT_PRESET):
         import keras_hub
     except ImportError as error:
         raise ImportError("the pretrained CLIP comes from KerasHub: pip install keras-hub") from error
-    if config.offline_forced() or not is_reachable("https://www.kaggle.com", timeout=5):
+    stand_in = rehearsal.stand_in_path(preset)  # a local preset folder in a rehearsal of full mode
+    if stand_in is None and (config.offline_forced() or not is_reachable("https://www.kaggle.com", timeout=5)):
         raise OfflineError(f"KerasHub downloads the {preset!r} preset from kaggle.com, which is not reachable")
-    return keras_hub.models.CLIPBackbone.from_preset(preset)
+    return keras_hub.models.CLIPBackbone.from_preset(stand_in or preset)
 
 
 def preprocess(images, image_size=224):

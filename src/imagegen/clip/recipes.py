@@ -64,16 +64,10 @@ def toy_clip(image_size=32, num_images=6000, epochs=8, seed=0):
 def stable_diffusion_text_encoder():
     """SD v1's pretrained text encoder (CLIP ViT-L/14's text tower) and its tokenizer, for full mode.
 
-    KerasCV downloads and checks its published weights (kcv_encoder.h5, 492 MB,
-    sha256-pinned in KerasCV) into ~/.keras; they are copied into our ``TextEncoder``.
+    The weights are KerasCV's published kcv_encoder.h5 (492 MB, sha256-pinned), downloaded once into
+    the cache and read by the course's own h5 loader: no KerasCV at run time (Colab does not ship it).
     """
-    from imagegen.data.download import OfflineError, is_reachable
+    from imagegen.stable_diffusion.presets import load_text_encoder
 
-    try:
-        from keras_cv.models.stable_diffusion import TextEncoder as KerasCVTextEncoder
-    except ImportError as error:
-        raise ImportError("SD's pretrained text encoder is loaded through KerasCV: pip install keras-cv") from error
-    if config.offline_forced() or not is_reachable("https://huggingface.co", timeout=5):
-        raise OfflineError("SD's text encoder weights come from huggingface.co/fchollet/stable-diffusion, which is not reachable")
-    encoder = TextEncoder.from_keras_cv(KerasCVTextEncoder(77, download_weights=True))
-    return encoder, CLIPTokenizer(max_length=77)
+    encoder = load_text_encoder("sd-v1.4")
+    return encoder, CLIPTokenizer(max_length=encoder.max_length)

@@ -21,7 +21,7 @@ import tempfile
 import urllib.parse
 import urllib.request
 
-from imagegen import config
+from imagegen import config, rehearsal
 
 _CHUNK_BYTES = 1 << 20
 
@@ -65,16 +65,19 @@ def is_reachable(url, timeout=3.0):
         pool.shutdown(wait=False)
 
 
-def sha256_of(path):
-    """The sha256 hex digest of a file."""
-    digest = hashlib.sha256()
+_DIGEST_LENGTHS = {"sha256": 64, "md5": 32}
+
+
+def sha256_of(path, algorithm="sha256"):
+    """The hex digest of a file (sha256, or ``algorithm``: "md5" where a publisher pins only that)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(_CHUNK_BYTES), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def download(url, sha256, filename=None, subdir="downloads", timeout=3.0, progress=True):
+def download(url, sha256, filename=None, subdir="downloads", timeout=3.0, progress=True, algorithm="sha256"):
     """Fetch ``url`` into the cache once, verified against ``sha256``; return its path.
 
     url: http(s) or file URL.
@@ -82,17 +85,21 @@ def download(url, sha256, filename=None, subdir="downloads", timeout=3.0, progre
     filename: the cached file's name (default: the URL's last part).
     subdir: folder under the cache (``imagegen.config.cache_dir``).
     timeout: seconds to wait for the host before failing as offline.
+    algorithm: "sha256", or "md5" for files whose publisher pins only an md5 (Keras' InceptionV3).
 
     Raises ``OfflineError`` quickly when the host is unreachable, and
     ``ChecksumError`` when the content does not match the pin (the bad
-    download is deleted; nothing is left in the cache).
+    download is deleted; nothing is left in the cache). In a rehearsal of full
+    mode the pin is the local stand-in's (``imagegen.rehearsal``).
     """
-    if not sha256 or len(sha256) != 64:
-        raise ValueError(f"a sha256 pin (64 hex digits) is required to download {url}, got {sha256!r}")
+    if algorithm not in _DIGEST_LENGTHS or not sha256 or len(sha256) != _DIGEST_LENGTHS[algorithm]:
+        raise ValueError(f"a {algorithm} pin ({_DIGEST_LENGTHS.get(algorithm, 64)} hex digits) is required to download "
+                         f"{url}, got {sha256!r}")
+    algorithm, sha256 = rehearsal.pin(url, algorithm, sha256)
     filename = filename or pathlib.PurePosixPath(urllib.parse.urlparse(url).path).name
     target = config.cache_dir(subdir) / filename
     if target.exists():
-        if sha256_of(target) == sha256.lower():
+        if sha256_of(target, algorithm) == sha256.lower():
             return target
         print(f"{target} does not match its pinned sha256; downloading it again.")
         target.unlink()
@@ -101,12 +108,12 @@ def download(url, sha256, filename=None, subdir="downloads", timeout=3.0, progre
         raise OfflineError(
             f"cannot download {filename}: {urllib.parse.urlparse(url).netloc or url} is unreachable "
             f"(offline, or blocked).\n  URL: {url}\n  Fix: connect to the internet and retry, or download "
-            f"the file elsewhere and place it at {target} (sha256 {sha256})."
+            f"the file elsewhere and place it at {target} ({algorithm} {sha256})."
         )
 
     temporary = tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{filename}.", suffix=".part", delete=False)
     try:
-        digest = hashlib.sha256()
+        digest = hashlib.new(algorithm)
         with temporary, urllib.request.urlopen(url, timeout=max(timeout, 30)) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             bar = _progress_bar(total, filename) if progress else None
@@ -120,7 +127,7 @@ def download(url, sha256, filename=None, subdir="downloads", timeout=3.0, progre
         actual = digest.hexdigest()
         if actual != sha256.lower():
             raise ChecksumError(
-                f"{filename} from {url} has sha256 {actual}, expected {sha256}. The file was deleted; "
+                f"{filename} from {url} has {algorithm} {actual}, expected {sha256}. The file was deleted; "
                 "retry, and if it persists the file at that URL has changed."
             )
         os.replace(temporary.name, target)

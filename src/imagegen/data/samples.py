@@ -57,3 +57,32 @@ def resize_crop(image, height, width):
     top, left = (in_height - crop_height) // 2, (in_width - crop_width) // 2
     cropped = image[top : top + crop_height, left : left + crop_width]
     return np.asarray(Image.fromarray(cropped).resize((width, height), Image.Resampling.LANCZOS))
+
+
+def photo_crops(name, size, count=4):
+    """``count`` square views of one sample photo, uint8 (count, size, size, 3): the whole, then closer crops.
+
+    Textual inversion's examples in full mode (notebook 07): several pictures of one thing that ship
+    with the course, so no download and no folder of one's own is needed.
+    """
+    image = sample_photo(name)
+    height, width = image.shape[:2]
+    views = []
+    for k in range(count):
+        side = int(min(height, width) * (1.0 - 0.08 * k))  # each view 8% closer than the one before
+        across = (0.5, 0.2, 0.8, 0.5)[k % 4]  # and from a little further left or right
+        top, left = (height - side) // 2, int((width - side) * across)
+        views.append(resize_crop(image[top : top + side, left : left + side], size, size))
+    return np.stack(views)
+
+
+def concept_images(folder, size, limit=5):
+    """The first ``limit`` pictures (png, jpg) of a folder, centre-cropped to squares: uint8 (n, size, size, 3)."""
+    import os
+
+    from PIL import Image
+
+    names = sorted(p for p in os.listdir(folder) if p.lower().endswith((".png", ".jpg", ".jpeg")))[:limit]
+    if len(names) < 2:
+        raise ValueError(f"{folder} has {len(names)} pictures (png or jpg); textual inversion needs 3 to 5 of one thing")
+    return np.stack([resize_crop(np.asarray(Image.open(os.path.join(folder, n)).convert("RGB")), size, size) for n in names])

@@ -22,6 +22,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from imagegen import rehearsal
 from imagegen.clip import CLIPTokenizer
 from imagegen.diffusion.sampler import classifier_free_guidance
 from imagegen.stable_diffusion.schedulers import add_noise, get_scheduler
@@ -111,7 +112,7 @@ class StableDiffusion:
         from imagegen.stable_diffusion.presets import DEFAULT_SIZES, load_preset
 
         text_encoder, unet, decoder, image_encoder = load_preset(preset, dtype)
-        size = DEFAULT_SIZES[preset]
+        size = rehearsal.image_size(DEFAULT_SIZES[preset])
         return cls(text_encoder, unet, decoder, image_encoder, img_height=img_height or size, img_width=img_width or size,
                    **kwargs)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 
+from imagegen import rehearsal
 from imagegen.clip import TextEncoder
 from imagegen.stable_diffusion.unet import UNet
 from imagegen.stable_diffusion.vae import Decoder, ImageEncoder
@@ -20,6 +21,8 @@ from imagegen.stable_diffusion.weights import assign_in_order, keras_cv_arrays, 
 CONFIGS = {
     "sd-v1": dict(text=dict(max_length=77, width=768, num_layers=12, num_heads=12), unet="sd-v1", vae="sd-v1"),
     "tiny": dict(text=dict(max_length=16, width=32, num_layers=1, num_heads=2), unet="tiny", vae="tiny"),
+    # The full-mode rehearsal's stand-in for SD v1 (imagegen.rehearsal): tiny widths, SD's 77 tokens.
+    "rehearsal": dict(text=dict(max_length=77, width=32, num_layers=1, num_heads=2), unet="tiny", vae="tiny"),
     # The course's mini SD: the toy CLIP's text tower ("clip-tiny"), 16x16x4 latents of 64x64 images.
     "mini": dict(text=dict(max_length=16, width=128, num_layers=4, num_heads=4), unet="mini", vae="mini"),
 }
@@ -70,10 +73,23 @@ def load_preset(name, dtype=None):
     print("Stable Diffusion v1.4's weights are under the CreativeML OpenRAIL-M licence: "
           "https://raw.githubusercontent.com/CompVis/stable-diffusion/main/LICENSE")
     paths = sd_v1_4_paths()  # raises OfflineError naming the files, URLs and cache folder
-    modules = build(PRESETS[name], dtype)
+    modules = build(rehearsal.model_config(PRESETS[name]), dtype)
     for module, part in zip(modules, ("text_encoder", "unet", "decoder", "image_encoder")):
         load_keras_h5(module, paths[part])
     return modules
+
+
+def load_text_encoder(name="sd-v1.4", dtype=None):
+    """A preset's pretrained text encoder alone (SD v1.4: CLIP ViT-L/14's text tower, 492 MB), read by our h5 loader.
+
+    Notebook 05 conditions its pixel-space model on it in full mode; no KerasCV is needed.
+    """
+    if name != "sd-v1.4":
+        raise ValueError(f"load_text_encoder reads KerasCV's published files: only 'sd-v1.4', got {name!r}")
+    path = sd_v1_4_paths(parts=("text_encoder",))["text_encoder"]
+    with dtype_policy(dtype):
+        encoder = TextEncoder(**CONFIGS[rehearsal.model_config(PRESETS[name])]["text"])
+    return load_keras_h5(encoder, path)
 
 
 def from_keras_cv(text_encoder, diffusion_model, decoder, image_encoder=None):

@@ -14,7 +14,7 @@ import numpy as np
 
 from imagegen.data.download import OfflineError, download
 
-_BASE_URL = "https://huggingface.co/fchollet/stable-diffusion/resolve/main/"
+BASE_URL = "https://huggingface.co/fchollet/stable-diffusion/resolve/main/"
 
 # KerasCV's published SD v1.4 files and the sha256 pins KerasCV's own source uses.
 SD_V1_4_FILES = {
@@ -91,6 +91,28 @@ def write_keras_h5(keras_cv_model, path):
         legacy_h5_format.save_weights_to_hdf5_group(file, keras_cv_model)
 
 
+def write_in_order(model, path):
+    """Write one of our modules as a KerasCV-style h5 file: ``load_keras_h5`` reads it back by position.
+
+    The layout is the published files': a ``layer_names`` attribute, then one group per layer with a
+    ``weight_names`` attribute. The full-mode rehearsal writes its stand-in SD weights this way.
+    """
+    import h5py
+
+    if hasattr(model, "keras_cv_order"):
+        layers = [(name, model.get_layer(name).weights) for name in model.keras_cv_order]
+    else:
+        layers = [(model.name, ordered_variables(model))]
+    with h5py.File(path, "w") as file:
+        file.attrs["layer_names"] = [name.encode("utf8") for name, _ in layers]
+        for name, variables in layers:
+            group = file.create_group(name)
+            weight_names = [f"{name}/{i}_{v.name}" for i, v in enumerate(variables)]
+            group.attrs["weight_names"] = [w.encode("utf8") for w in weight_names]
+            for weight_name, variable in zip(weight_names, variables):
+                group.create_dataset(weight_name, data=_numpy(variable))
+
+
 def _text(value):
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
@@ -108,9 +130,9 @@ def sd_v1_4_paths(parts=("text_encoder", "unet", "decoder", "image_encoder"), ti
     for part in parts:
         filename, sha256 = SD_V1_4_FILES[part]
         try:
-            paths[part] = download(_BASE_URL + filename, sha256, subdir="stable_diffusion", timeout=timeout)
+            paths[part] = download(BASE_URL + filename, sha256, subdir="stable_diffusion", timeout=timeout)
         except OfflineError:
-            missing.append(f"  {filename} (sha256 {sha256})\n    from {_BASE_URL + filename}")
+            missing.append(f"  {filename} (sha256 {sha256})\n    from {BASE_URL + filename}")
     if missing:
         raise OfflineError(
             "Stable Diffusion v1.4 weights are not in the cache and huggingface.co is unreachable. Missing:\n"
