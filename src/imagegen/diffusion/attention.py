@@ -12,23 +12,111 @@ pixels attend to each other and then to the text (Rombach et al., 2022):
     Attention(q, k, v) = softmax(q k^T / sqrt(d_head)) v,
     with q from the pixels and k, v from the context (the text encoder's outputs).
 
+Memory: at SD's 64x64 latents a self-attention has n = m = 4096 tokens, and the
+score matrix q k^T holds batch * heads * n * m numbers (8.6 GB in float32 for the
+guided batch 16 with 8 heads). ``attention`` therefore splits the queries into
+chunks of at most ``QUERY_CHUNK_SIZE`` tokens when n is larger: each query row's
+softmax only needs that row's scores, so
+
+    Attention(q, k, v) = concat_i softmax(q_i k^T / sqrt(d_head)) v,   q = [q_1; q_2; ...]
+
+is exact, and only chunk * m scores per head exist at a time. On JAX with a GPU
+where cuDNN's flash attention applies (Ampere or newer, half precision), Keras's
+fused kernel is used instead; on PyTorch, its fused SDPA.
+
 The layer and weight names follow KerasCV's ``SpatialTransformer`` so that SD
 weights map onto them one to one; the course's small UNets use the same layers.
 """
 
 from __future__ import annotations
 
+import math
+
 import keras
 from keras import layers, ops
+
+# Queries per chunk in ``attention``; 0 or None: never chunk (Keras's plain attention).
+# Read when a function is traced; 1024 keeps 32x32 latents (SD at 256x256) unchunked.
+QUERY_CHUNK_SIZE = 1024
+
+
+def attention(query, key, value, query_chunk_size=None):
+    """softmax(q k^T / sqrt(d)) v for q (b, n, heads, d) and k, v (b, m, heads, d) -> (b, n, heads, d).
+
+    query_chunk_size: queries per chunk (None: ``QUERY_CHUNK_SIZE``; 0: never chunk).
+    Chunking needs n known when the function is traced (a python int in the static
+    shape, as in our models under jit); otherwise Keras's attention runs unchunked.
+    The chunks go through a loop (``ops.map``: a while loop under XLA), so that no
+    compiler can schedule them side by side and hold all their scores at once.
+    """
+    chunk = QUERY_CHUNK_SIZE if query_chunk_size is None else query_chunk_size
+    length = _static(query.shape[1])
+    if not chunk or length is None or length <= chunk or _fused_attention_available(query, key, value):
+        return ops.dot_product_attention(query, key, value, flash_attention=None)
+    batch, heads, depth = ops.shape(query)[0], query.shape[2], query.shape[3]
+    count = -(-length // chunk)  # ceil(n / chunk) chunks ...
+    size = -(-length // count)  # ... of c = ceil(n / count) <= chunk queries each
+    padded = count * size  # n rounded up: zero queries are appended, their outputs dropped
+    if padded > length:
+        query = ops.pad(query, ((0, 0), (0, padded - length), (0, 0), (0, 0)))
+    # q = [q_1; ...; q_count]: (b, count * c, heads, d) -> (count, b, c, heads, d)
+    chunks = ops.moveaxis(ops.reshape(query, (batch, count, size, heads, depth)), 1, 0)
+    # o_i = softmax(q_i k^T / sqrt(d)) v, one chunk after the other
+    outputs = ops.map(lambda q_i: _attend(q_i, key, value), chunks)
+    # o = [o_1; ...; o_count]: back to (b, n, heads, d)
+    outputs = ops.reshape(ops.moveaxis(outputs, 0, 1), (batch, padded, heads, depth))
+    return outputs[:, :length] if padded > length else outputs
+
+
+def _static(dim):
+    """A dimension as a python int, or None where it is only known at run time (None, a tensor, a JAX symbol)."""
+    return dim if isinstance(dim, int) else None
+
+
+def _attend(query, key, value):
+    """One chunk of queries (b, c, heads, d): its scores are (b, heads, c, m), float32 as in Keras's attention."""
+    scale = 1.0 / math.sqrt(query.shape[-1])
+    # s = (q / sqrt(d)) k^T                     (b, heads, c, m)
+    scores = ops.einsum("bqhd,bkhd->bhqk", ops.cast(query, "float32") * scale, ops.cast(key, "float32"))
+    # p = softmax(s) over the m keys, in float32, then in the values' dtype
+    probs = ops.cast(ops.softmax(scores, axis=-1), value.dtype)
+    # o = p v                                   (b, c, heads, d)
+    return ops.einsum("bhqk,bkhd->bqhd", probs, value)
+
+
+def _fused_attention_available(query, key, value):
+    """True where Keras's ``dot_product_attention`` has a memory-efficient kernel of its own.
+
+    PyTorch: always (SDPA). JAX: on an accelerator where cuDNN flash attention
+    (or TPU splash attention) accepts these shapes and dtypes, as Keras itself
+    decides with flash_attention=None. TensorFlow and JAX on the CPU: never.
+    """
+    backend = keras.backend.backend()
+    if backend == "torch":
+        return True
+    if backend != "jax":
+        return False
+    import jax
+
+    if jax.default_backend() == "cpu":
+        return False
+    try:  # Keras's own test (Ampere or newer, float16/bfloat16, head size), private: absent means no
+        from keras.src.backend.jax.nn import _can_use_flash_attention
+    except ImportError:
+        return False
+    return bool(_can_use_flash_attention(query, key, value, None))
 
 
 @keras.saving.register_keras_serializable("imagegen")
 class CrossAttention(layers.Layer):
-    """Multi-head attention from ``x`` (b, n, c) to ``context`` (b, m, d) (self-attention if None)."""
+    """Multi-head attention from ``x`` (b, n, c) to ``context`` (b, m, d) (self-attention if None).
 
-    def __init__(self, num_heads, head_size, **kwargs):
+    query_chunk_size: see ``attention`` (None: the module's ``QUERY_CHUNK_SIZE`` when traced).
+    """
+
+    def __init__(self, num_heads, head_size, query_chunk_size=None, **kwargs):
         super().__init__(**kwargs)
-        self.num_heads, self.head_size = num_heads, head_size
+        self.num_heads, self.head_size, self.query_chunk_size = num_heads, head_size, query_chunk_size
         inner = num_heads * head_size
         self.to_q = layers.Dense(inner, use_bias=False, name="to_q")
         self.to_k = layers.Dense(inner, use_bias=False, name="to_k")
@@ -48,14 +136,17 @@ class CrossAttention(layers.Layer):
         context = x if context is None else context
         batch = ops.shape(x)[0]
 
-        def heads(t):  # (b, n, heads * d) -> (b, n, heads, d)
-            return ops.reshape(t, (batch, -1, self.num_heads, self.head_size))
+        def heads(t, length):  # (b, n, heads * d) -> (b, n, heads, d); n stays static where it is known
+            return ops.reshape(t, (batch, -1 if length is None else length, self.num_heads, self.head_size))
 
-        attended = ops.dot_product_attention(heads(self.to_q(x)), heads(self.to_k(context)), heads(self.to_v(context)))
-        return self.out_proj(ops.reshape(attended, (batch, -1, self.num_heads * self.head_size)))
+        n, m = _static(x.shape[1]), _static(context.shape[1])
+        q, k, v = heads(self.to_q(x), n), heads(self.to_k(context), m), heads(self.to_v(context), m)
+        attended = attention(q, k, v, self.query_chunk_size)
+        return self.out_proj(ops.reshape(attended, (batch, -1 if n is None else n, self.num_heads * self.head_size)))
 
     def get_config(self):
-        return {**super().get_config(), "num_heads": self.num_heads, "head_size": self.head_size}
+        return {**super().get_config(), "num_heads": self.num_heads, "head_size": self.head_size,
+                "query_chunk_size": self.query_chunk_size}
 
 
 @keras.saving.register_keras_serializable("imagegen")

@@ -21,8 +21,8 @@ from imagegen.stable_diffusion.weights import assign_in_order, keras_cv_arrays, 
 CONFIGS = {
     "sd-v1": dict(text=dict(max_length=77, width=768, num_layers=12, num_heads=12), unet="sd-v1", vae="sd-v1"),
     "tiny": dict(text=dict(max_length=16, width=32, num_layers=1, num_heads=2), unet="tiny", vae="tiny"),
-    # The full-mode rehearsal's stand-in for SD v1 (imagegen.rehearsal): tiny widths, SD's 77 tokens.
-    "rehearsal": dict(text=dict(max_length=77, width=32, num_layers=1, num_heads=2), unet="tiny", vae="tiny"),
+    # The full-mode rehearsal's stand-in for SD v1 (imagegen.rehearsal): tiny widths, SD's 77 tokens and 8x VAE.
+    "rehearsal": dict(text=dict(max_length=77, width=32, num_layers=1, num_heads=2), unet="tiny", vae="rehearsal"),
     # The course's mini SD: the toy CLIP's text tower ("clip-tiny"), 16x16x4 latents of 64x64 images.
     "mini": dict(text=dict(max_length=16, width=128, num_layers=4, num_heads=4), unet="mini", vae="mini"),
 }
