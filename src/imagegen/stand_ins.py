@@ -130,7 +130,7 @@ def prepare(root):
     from imagegen.files import atomic_path
 
     root = pathlib.Path(root).resolve()
-    for folder in ("cache", "tensorflow_datasets", "figures"):
+    for folder in ("cache", "tensorflow_datasets", "figures", "notebooks"):
         with atomic_path(root / folder) as path:  # replaces the old folder whole
             path.mkdir()
     write_tfds(root / "tensorflow_datasets")
