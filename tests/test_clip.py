@@ -226,11 +226,11 @@ def test_text_encoder_matches_keras_cv_on_its_weights():
 def test_pretrained_encoders_fail_fast_offline(monkeypatch):
     import time
 
-    from imagegen.clip.recipes import stable_diffusion_text_encoder
     from imagegen.data.download import OfflineError
+    from imagegen.stable_diffusion.presets import load_text_encoder
 
     monkeypatch.setenv("IMAGEGEN_OFFLINE", "1")
     start = time.monotonic()
     with pytest.raises(OfflineError, match="huggingface.co"):
-        stable_diffusion_text_encoder()
+        load_text_encoder("sd-v1.4")
     assert time.monotonic() - start < 5

@@ -36,6 +36,10 @@ if sys.argv[2] == "colab":
     drive.mount = lambda path: print("mounted", path)
     colab.drive = drive
     sys.modules.update({"google.colab": colab, "google.colab.drive": drive})
+if os.environ.get("TEST_WITHOUT_TENSORFLOW"):  # as on Colab's TPU runtime
+    import importlib.util
+    find_spec = importlib.util.find_spec
+    importlib.util.find_spec = lambda name, *rest: None if name.split(".")[0] == "tensorflow" else find_spec(name, *rest)
 exec(compile(open(sys.argv[1]).read(), "install_cell", "exec"), {"__name__": "__main__"})
 state = {name: os.environ.get(name) for name in ("KERAS_BACKEND", "IMAGEGEN_CACHE", "TFDS_DATA_DIR")}
 if len(sys.argv) > 3:
@@ -154,9 +158,16 @@ def test_colab_gpu_runtime_installs_only_the_package(tmp_path):
 
 
 def test_colab_tpu_runtime_adds_tensorflow_cpu_and_runs_on_jax(tmp_path):
-    env = {"IMAGEGEN_INSTALL_DRY_RUN": "1", "COLAB_TPU_ADDR": "10.0.0.2:8470"}
+    env = {"IMAGEGEN_INSTALL_DRY_RUN": "1", "COLAB_TPU_ADDR": "10.0.0.2:8470", "TEST_WITHOUT_TENSORFLOW": "1"}
     result = run_cell(tmp_path, colab.install_cell(), env)
     assert result.stdout.splitlines()[0].endswith("tensorflow-cpu tensorflow-datasets")
+    assert state(result)["KERAS_BACKEND"] == "jax"
+
+
+def test_a_tpu_runtime_with_tensorflow_keeps_it(tmp_path):
+    """tensorflow-cpu on top of an installed TensorFlow would mix two builds in one folder."""
+    result = run_cell(tmp_path, colab.install_cell(), {"IMAGEGEN_INSTALL_DRY_RUN": "1", "COLAB_TPU_ADDR": "10.0.0.2:8470"})
+    assert "tensorflow" not in result.stdout.splitlines()[0].split("-q", 1)[1]
     assert state(result)["KERAS_BACKEND"] == "jax"
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from imagegen import branches, config, rehearsal
+from imagegen.clip import CLIPTokenizer
 from imagegen.data.download import OfflineError, download, sha256_of
 
 
@@ -108,7 +109,9 @@ def test_branch_check_refuses_a_stored_mode(tmp_path):
     log = tmp_path / "calls.jsonl"
     log.write_text(json.dumps({"cell": "QUICK = config.is_quick()", "line": 1}) + "\n")
     problems = branches.report({"nb.ipynb": book}, log)
-    assert len(problems) == 2 and all("stored mode" in p for p in problems)
+    assert len(problems) == 2 and all("hidden from the rehearsal" in p for p in problems)
+    renamed = notebook("from imagegen.config import pick", "from imagegen import config as settings", "from imagegen import config")
+    assert [site.cell for site in branches.mode_sites(renamed, "nb.ipynb")[1]] == [1, 2]
 
 
 def test_the_course_notebooks_branch_only_where_the_rehearsal_can_see():
@@ -123,7 +126,6 @@ def test_sd_text_encoder_needs_no_keras_cv(rehearsing, monkeypatch, tmp_path):
     """Notebook 05's full-mode text encoder is read by our own h5 loader: keras-cv may be absent (Colab)."""
     import sys
 
-    from imagegen.clip.recipes import stable_diffusion_text_encoder
     from imagegen.stable_diffusion import presets, weights
 
     monkeypatch.setitem(sys.modules, "keras_cv", None)  # import keras_cv now raises ImportError
@@ -133,9 +135,9 @@ def test_sd_text_encoder_needs_no_keras_cv(rehearsing, monkeypatch, tmp_path):
     weights.write_in_order(encoder, path)
     (rehearsing / rehearsal.STAND_INS).write_text(json.dumps(
         {weights.BASE_URL + filename: {"algorithm": "sha256", "digest": sha256_of(path)}}))
-    loaded, tokenizer = stable_diffusion_text_encoder()
-    assert tokenizer.max_length == loaded.max_length == 77
-    ids = tokenizer(["a photo of a sunflower"])
+    loaded = presets.load_text_encoder("sd-v1.4")
+    assert loaded.max_length == 77
+    ids = CLIPTokenizer(max_length=77)(["a photo of a sunflower"])
     np.testing.assert_allclose(np.asarray(loaded(ids)), np.asarray(encoder(ids)), atol=1e-6)
 
 

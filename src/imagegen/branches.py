@@ -6,7 +6,8 @@ takes the full side and is logged (``imagegen.rehearsal.record_call``). A call t
 the rehearsal never reached guards full-mode code that nothing ran: ``uncovered``
 names it, and the runner fails. So does a mode kept in a variable and branched on
 later (``QUICK = config.is_quick()`` then ``if QUICK:``): the rehearsal could not see
-that branch, so notebooks call ``config.is_quick()`` in the condition itself.
+that branch, so notebooks call ``config.is_quick()`` in the condition itself, and import
+``config`` only as ``from imagegen import config``.
 """
 
 from __future__ import annotations
@@ -59,9 +60,20 @@ def mode_sites(notebook, name):
                     stored |= {t.id for t in node.targets if isinstance(t, ast.Name)}
         stored |= _stored_elsewhere(notebook, index)
         for node in ast.walk(tree):
+            if _renames_config(node):  # config.pick under another name: invisible to the check
+                hidden.append(Site(name, index, node.lineno, node.end_lineno, lines[node.lineno - 1].strip()))
             if isinstance(node, (ast.If, ast.IfExp)) and {n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)} & stored:
                 hidden.append(Site(name, index, node.lineno, node.end_lineno, lines[node.lineno - 1].strip()))
     return sites, hidden
+
+
+def _renames_config(node):
+    """``from imagegen.config import pick``, ``import imagegen.config``, or ``config`` imported under another name."""
+    if isinstance(node, ast.ImportFrom) and node.module == "imagegen.config":
+        return True
+    if isinstance(node, ast.ImportFrom) and node.module == "imagegen":
+        return any(alias.name == "config" and alias.asname not in (None, "config") for alias in node.names)
+    return isinstance(node, ast.Import) and any(alias.name == "imagegen.config" for alias in node.names)
 
 
 def _stored_elsewhere(notebook, before):
@@ -103,6 +115,7 @@ def report(notebooks, log_path):
     executed = read_log(log_path)
     problems = [f"not executed in the rehearsal: {site}" for site in uncovered(notebooks, executed)]
     for name, notebook in notebooks.items():
-        problems += [f"branches on a stored mode (call config.is_quick() in the condition instead): {site}"
+        problems += [f"hidden from the rehearsal (branch on config.is_quick() itself; import only "
+                     f"`from imagegen import config`): {site}"
                      for site in mode_sites(notebook, name)[1]]
     return problems

@@ -26,9 +26,10 @@ import importlib.util, os, shlex, subprocess, sys
 if "google.colab" in sys.modules:
     # Colab has Keras and JAX, and on GPU runtimes TensorFlow and tensorflow-datasets: only the course is new.
     packages = [os.environ.get("IMAGEGEN_INSTALL_SOURCE") or "imagegen @ git+{url}"]
-    tpu = bool(os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME")) or os.path.exists("/dev/accel0")
-    if tpu or importlib.util.find_spec("tensorflow") is None:
-        packages += ["tensorflow-cpu", "tensorflow-datasets"]  # a TPU runtime has no TensorFlow; tf.data needs it
+    tpu = (bool(os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME")) or os.path.exists("/dev/accel0")
+           or importlib.util.find_spec("libtpu") is not None)
+    if importlib.util.find_spec("tensorflow") is None:  # a TPU runtime has no TensorFlow; tf.data needs it
+        packages += ["tensorflow-cpu", "tensorflow-datasets"]
     if tpu:
         os.environ["KERAS_BACKEND"] = "jax"  # on a TPU the models run on JAX
     # For tests: IMAGEGEN_PIP_ARGS adds pip options, IMAGEGEN_INSTALL_DRY_RUN=1 prints the command instead.

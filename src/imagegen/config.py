@@ -140,8 +140,11 @@ def detect_accelerator():
 
 
 def _tpu_present():
-    """A Cloud/Colab TPU is announced by these variables or by /dev/accel* (TPU VMs)."""
-    return bool(os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME")) or pathlib.Path("/dev/accel0").exists()
+    """A Cloud/Colab TPU: announced by these variables, by /dev/accel* (TPU VMs), or by libtpu being installed."""
+    import importlib.util
+
+    announced = bool(os.environ.get("COLAB_TPU_ADDR") or os.environ.get("TPU_NAME")) or pathlib.Path("/dev/accel0").exists()
+    return announced or importlib.util.find_spec("libtpu") is not None
 
 
 def _backend():
@@ -230,7 +233,12 @@ def cache_dir(*parts):
 
 
 def mixed_precision_policy(accelerator=None):
-    """The Keras dtype policy to train with: mixed_bfloat16 on TPU, mixed_float16 on GPU, float32 on CPU."""
+    """The Keras dtype policy for Stable Diffusion: mixed_bfloat16 on TPU, mixed_float16 on GPU, float32 on CPU.
+
+    A rehearsal of full mode takes the GPU's, so that its half-precision code runs too (tiny models: the CPU copes).
+    """
+    if accelerator is None and rehearsal.active():
+        return "mixed_float16"
     kind = (accelerator or detect_accelerator()).kind
     return {"tpu": "mixed_bfloat16", "gpu": "mixed_float16"}.get(kind, "float32")
 

@@ -60,14 +60,3 @@ def toy_clip(image_size=32, num_images=6000, epochs=8, seed=0):
     clip, tokenizer, _ = train_clip(data.images, data.captions, run_dir, epochs=epochs, seed=seed, log_every=epochs)
     return clip, tokenizer
 
-
-def stable_diffusion_text_encoder():
-    """SD v1's pretrained text encoder (CLIP ViT-L/14's text tower) and its tokenizer, for full mode.
-
-    The weights are KerasCV's published kcv_encoder.h5 (492 MB, sha256-pinned), downloaded once into
-    the cache and read by the course's own h5 loader: no KerasCV at run time (Colab does not ship it).
-    """
-    from imagegen.stable_diffusion.presets import load_text_encoder
-
-    encoder = load_text_encoder("sd-v1.4")
-    return encoder, CLIPTokenizer(max_length=encoder.max_length)

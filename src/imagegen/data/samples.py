@@ -83,6 +83,6 @@ def concept_images(folder, size, limit=5):
     from PIL import Image
 
     names = sorted(p for p in os.listdir(folder) if p.lower().endswith((".png", ".jpg", ".jpeg")))[:limit]
-    if len(names) < 2:
+    if len(names) < 3:
         raise ValueError(f"{folder} has {len(names)} pictures (png or jpg); textual inversion needs 3 to 5 of one thing")
     return np.stack([resize_crop(np.asarray(Image.open(os.path.join(folder, n)).convert("RGB")), size, size) for n in names])

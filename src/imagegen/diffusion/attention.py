@@ -98,7 +98,7 @@ def _fused_attention_available(query, key, value):
         return False
     import jax
 
-    if jax.default_backend() == "cpu":
+    if jax.default_backend() != "gpu":  # CPU; and TPU, where Keras's splash kernel rejects cross-attention's shapes
         return False
     try:  # Keras's own test (Ampere or newer, float16/bfloat16, head size), private: absent means no
         from keras.src.backend.jax.nn import _can_use_flash_attention

@@ -87,7 +87,7 @@ class TextualInversion(keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         predicted, target = y_pred
-        loss = ops.mean(ops.square(predicted - target))
+        loss = ops.mean(ops.square(ops.cast(predicted, "float32") - target))  # a half-precision UNet predicts in half
         self.loss_tracker.update_state(loss)
         return loss
 
@@ -131,7 +131,10 @@ def textual_inversion(pipeline, images, token, init_word, captions, steps=400, b
     per_epoch = int(np.ceil(steps / epochs)) * batch_size
     index = np.tile(np.arange(len(latents)), int(np.ceil(per_epoch / len(latents))))[:per_epoch]
     token_ids = tokenizer([captions[i] for i in rng.integers(0, len(captions), len(index))])
-    trainer.compile(optimizer=keras.optimizers.AdamW(learning_rate, weight_decay=0.0))
+    optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=0.0)
+    if pipeline.unet.dtype_policy.name == "mixed_float16":  # float16 gradients underflow without loss scaling
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    trainer.compile(optimizer=optimizer)
     history = trainer.fit({"latents": latents[index], "token_ids": token_ids}, batch_size=batch_size, epochs=epochs,
                           shuffle=True, verbose=0, callbacks=[EpochLogger(log_every)] if log_every else [])
     pipeline.set_text_encoder(trainer.write_back())
