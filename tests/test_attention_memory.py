@@ -103,7 +103,7 @@ def test_config_and_weight_names_unchanged():
 
 def test_compiled_unet_chunked_equals_unchunked(monkeypatch, chunk_calls):
     """The pipeline's compiled UNet call (XLA on TensorFlow, jax.jit on JAX), tiny config at 32x32 latents."""
-    from imagegen.stable_diffusion.pipeline import compile_function
+    from imagegen.stable_diffusion.compiled import compile_function
     from imagegen.stable_diffusion.unet import UNet
 
     keras.utils.set_random_seed(0)

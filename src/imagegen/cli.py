@@ -5,9 +5,11 @@
     python -m imagegen inpaint "a yellow flower with eight petals" --image in.png --box 16,16,48,48 -o out.png
     python -m imagegen generate "an astronaut riding a horse" --preset sd-v1.4 -o astronaut.png     # 4 GB download once
     python -m imagegen generate "a castle" --diffusers path/to/stable-diffusion-v1-5 -o castle.png
+    python -m imagegen generate "a castle" --single-file v1-5-pruned-emaonly.safetensors -o castle.png
+    python -m imagegen verify --preset sd-v1.4        # KerasCV's golden values: are the weights read right?
 
 A batch is saved as one grid image. "mini" ships with the package and runs
-offline in seconds; "sd-v1.4" and --diffusers need their weights.
+offline in seconds; "sd-v1.4", --diffusers and --single-file need their weights.
 """
 
 from __future__ import annotations
@@ -34,9 +36,7 @@ def _parser():
         command = commands.add_parser(name, help=help_text)
         command.add_argument("prompt")
         command.add_argument("--negative", help="negative prompt: what to steer away from")
-        model = command.add_mutually_exclusive_group()
-        model.add_argument("--preset", default="mini", choices=["mini", "sd-v1.4"], help="named weights (default: mini)")
-        model.add_argument("--diffusers", metavar="PATH", help="a diffusers SD v1 folder (safetensors)")
+        _model_arguments(command, presets=["mini", "sd-v1.4"], default="mini")
         command.add_argument("--height", type=int, help="pixels (default: the model's own size: 64 mini, 512 SD)")
         command.add_argument("--width", type=int)
         command.add_argument("--steps", type=int, default=25)
@@ -54,24 +54,55 @@ def _parser():
             where = command.add_mutually_exclusive_group(required=True)
             where.add_argument("--mask", help="a mask image: white = repaint, black = keep")
             where.add_argument("--box", help="x0,y0,x1,y1 in pixels of the model's size: the rectangle to repaint")
+    verify = commands.add_parser("verify", help="check SD v1 weights against KerasCV's published golden values")
+    _model_arguments(verify, presets=["sd-v1.4"], default="sd-v1.4")
     return parser
+
+
+def _model_arguments(command, presets, default):
+    model = command.add_mutually_exclusive_group()
+    model.add_argument("--preset", default=default, choices=presets, help=f"named weights (default: {default})")
+    model.add_argument("--diffusers", metavar="PATH", help="a diffusers SD v1 folder or Hugging Face repo id (safetensors)")
+    model.add_argument("--single-file", metavar="FILE", help="an SD v1.x checkpoint in one .safetensors file")
+    command.add_argument("--variant", choices=["fp16"], help="with --diffusers: download the half-size .fp16 files")
 
 
 def _pipeline(args):
     from imagegen.stable_diffusion import StableDiffusion
 
-    if args.steps < 1:
+    verifying = args.command == "verify"
+    if not verifying and args.steps < 1:
         raise UsageError(f"--steps must be 1 or more, got {args.steps}")
-    kwargs = dict(img_height=args.height, img_width=args.width, scheduler=args.scheduler)
+    # The golden check computes in float32 anyway; generation runs in half precision on a GPU or TPU.
+    dtype = None if verifying else config.mixed_precision_policy()
+    kwargs = {} if verifying else dict(img_height=args.height, img_width=args.width, scheduler=args.scheduler)
+    if args.variant and not args.diffusers:
+        raise UsageError("--variant applies to --diffusers repositories only")
     if args.diffusers:
         path = pathlib.Path(args.diffusers).expanduser()
         if not path.exists() and (args.diffusers.startswith((".", "/", "~")) or args.diffusers.count("/") > 1):
             raise FileNotFoundError(f"--diffusers {args.diffusers}: no such folder (give a diffusers SD v1 folder "
                                     "with unet/, vae/ and text_encoder/, or a Hugging Face repo id)")
-        size = 512
-        kwargs = {**kwargs, "img_height": args.height or size, "img_width": args.width or size}
-        return StableDiffusion.from_diffusers(args.diffusers, **kwargs)
-    return StableDiffusion.from_preset(args.preset, dtype=config.mixed_precision_policy(), **kwargs)  # half on GPU/TPU
+        return StableDiffusion.from_diffusers(args.diffusers, dtype=dtype, variant=args.variant, **kwargs)
+    if args.single_file:
+        kwargs = {key: value for key, value in kwargs.items() if value is not None}
+        return StableDiffusion.from_single_file(args.single_file, dtype=dtype, **kwargs)
+    return StableDiffusion.from_preset(args.preset, dtype=dtype, **kwargs)
+
+
+def verify(args):
+    """Exit status 0 when the weights reproduce the golden values, 1 when they do not."""
+    from imagegen.stable_diffusion.verify import WeightsMismatch, verify_weights
+
+    name = args.preset if not (args.diffusers or args.single_file) else (args.diffusers or args.single_file)
+    try:
+        verify_weights(_pipeline(args), name)
+    except WeightsMismatch as error:
+        note = "" if name == "sd-v1.4" else (" (a fine-tune that retrained its text encoder or VAE differs from "
+                                             "SD v1.4's on purpose)")
+        print(f"mismatch: {error}{note}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _load_image(path, height, width):
@@ -146,6 +177,8 @@ def main(argv=None):
 
     args = _parser().parse_args(argv)
     try:
+        if args.command == "verify":
+            return verify(args)
         run(args)
     except (UsageError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)

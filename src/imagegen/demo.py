@@ -1,6 +1,7 @@
 """The live-demo panel of notebook 08: ipywidgets controls around a ``StableDiffusion`` pipeline.
 
     panel = DemoPanel()          # presets load on first use: "mini" offline, "sd-v1.4" when its weights can be had
+    panel = DemoPanel(weights=["v1-5-pruned-emaonly.safetensors", "path/to/diffusers-folder"])   # your own weights too
     panel.show()                 # in Jupyter: prompt, negative prompt, steps, guidance, seed, batch, preset, Generate
 
 Clicking Generate renders a grid into the panel with a progress bar over the
@@ -18,12 +19,17 @@ class DemoPanel:
 
     loaders: {preset name: function returning a pipeline}; by default "mini"
         (shipped) and "sd-v1.4" (downloaded once), each built on first use and kept.
+    weights: more choices for the preset menu: single-file ``.safetensors`` checkpoints,
+        diffusers folders or Hugging Face repo ids, listed by their file or folder name.
     """
 
-    def __init__(self, loaders=None, prompt="a blue flower with six petals", preset="mini"):
+    def __init__(self, loaders=None, prompt="a blue flower with six petals", preset="mini", weights=()):
         import ipywidgets as widgets
 
-        self.loaders = loaders or {"mini": _preset_loader("mini"), "sd-v1.4": _preset_loader("sd-v1.4")}
+        default = {"mini": _preset_loader("mini"), "sd-v1.4": _preset_loader("sd-v1.4")}
+        self.loaders = dict(default if loaders is None else loaders)
+        for source in [weights] if isinstance(weights, str) else weights:
+            self.loaders[_weights_name(source)] = _weights_loader(source)
         if preset not in self.loaders:
             raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(self.loaders)}")
         self.pipelines = {}
@@ -113,6 +119,28 @@ def _preset_loader(name):
 
         # Half precision on a GPU or TPU (float32 on a CPU): faster, and batch 8 fits a 15 GB T4.
         return StableDiffusion.from_preset(name, progress=False, dtype=config.mixed_precision_policy())
+
+    return load
+
+
+def _weights_name(source):
+    import pathlib
+
+    path = pathlib.Path(str(source))
+    return path.stem if path.suffix == ".safetensors" else (path.name if path.exists() else str(source))
+
+
+def _weights_loader(source):
+    """A single .safetensors checkpoint, or a diffusers folder or repo id, loaded on first use."""
+
+    def load():
+        from imagegen import config
+        from imagegen.stable_diffusion import StableDiffusion
+
+        dtype = config.mixed_precision_policy()
+        if str(source).endswith((".safetensors", ".ckpt")):  # .ckpt: refused with how to convert it
+            return StableDiffusion.from_single_file(source, progress=False, dtype=dtype)
+        return StableDiffusion.from_diffusers(source, progress=False, dtype=dtype)
 
     return load
 

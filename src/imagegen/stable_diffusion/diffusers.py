@@ -1,8 +1,8 @@
-"""Load diffusers-format Stable Diffusion v1 weights (SD v1.5 and its fine-tunes) into our modules.
+"""diffusers' tensor names and configs for Stable Diffusion v1, mapped onto our modules.
 
 A diffusers model folder holds ``unet/``, ``vae/`` and ``text_encoder/``, each
-with a ``config.json`` and safetensors weights. We read only safetensors (never
-pickle) with numpy, map each tensor by name onto our variables, and convert the
+with a ``config.json`` and safetensors weights (``repository.py`` chooses and
+reads them). Here each tensor is mapped by name onto our variables, converting the
 layouts: PyTorch convs are (out, in, kh, kw), Keras's (kh, kw, in, out); PyTorch
 linear layers are (out, in), Keras's (in, out).
 
@@ -17,17 +17,11 @@ The PyTorch libraries are needed only by the parity tests, never to load.
 
 from __future__ import annotations
 
-import json
-import pathlib
-
 import numpy as np
 
 from imagegen.clip import TextEncoder
 from imagegen.stable_diffusion.unet import UNet
 from imagegen.stable_diffusion.vae import Decoder, ImageEncoder
-
-WEIGHT_FILES = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
-
 
 # -- layout conversions -----------------------------------------------------------------------------
 def _linear(w):
@@ -201,62 +195,37 @@ def load_pairs(pairs, tensors, source):
         variable.assign(value.astype(variable.dtype))
 
 
-# -- folders ----------------------------------------------------------------------------------------
-def read_safetensors(folder, stem):
-    """All tensors of ``folder/stem.safetensors`` (or its .fp16 variant) as float32 numpy arrays."""
-    try:
-        from safetensors.numpy import load_file
-    except ImportError as error:
-        raise ImportError("reading diffusers weights needs safetensors: pip install safetensors") from error
-    for candidate in (f"{stem}.safetensors", f"{stem}.fp16.safetensors"):
-        path = pathlib.Path(folder) / candidate
-        if path.exists():
-            return {k: v.astype("float32") for k, v in load_file(str(path)).items()}
-    pickles = sorted(p.name for p in pathlib.Path(folder).glob("*.bin"))
-    hint = f" (found {pickles}: pickle files are never loaded; convert them to safetensors)" if pickles else ""
-    raise FileNotFoundError(f"no {stem}.safetensors in {folder}{hint}")
+# -- configs -> our modules ----------------------------------------------------------------------
+UNREADABLE_UNET = {  # a config key whose presence we cannot run -> why
+    "addition_embed_type": "SDXL's extra embeddings", "class_embed_type": "a class-conditioned UNet (e.g. an upscaler)",
+    "time_cond_proj_dim": "a distilled (LCM) UNet's guidance embedding", "encoder_hid_dim": "projected text features",
+}
 
 
-def _read_config(folder):
-    path = pathlib.Path(folder) / "config.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: a diffusers model folder has unet/, vae/ and text_encoder/, each with config.json")
-    return json.loads(path.read_text())
+def unet_from_config(cfg, prediction="epsilon"):
+    """Our UNet for a diffusers ``UNet2DConditionModel`` config (SD v1 family).
 
-
-def resolve(path_or_repo):
-    """A local diffusers folder, or a Hugging Face repo id downloaded (safetensors and configs only)."""
-    path = pathlib.Path(path_or_repo).expanduser()
-    if path.exists():
-        return path
-    from imagegen import config
-    from imagegen.data.download import OfflineError, is_reachable
-
-    if config.offline_forced() or not is_reachable("https://huggingface.co", timeout=5):
-        raise OfflineError(f"{path_or_repo!r} is not a local folder and huggingface.co is unreachable; "
-                           "download the model elsewhere (its unet/, vae/, text_encoder/ folders) and pass that folder")
-    try:
-        from huggingface_hub import snapshot_download
-    except ImportError as error:
-        raise ImportError("downloading a diffusers repo needs huggingface_hub: pip install huggingface_hub") from error
-    return pathlib.Path(snapshot_download(str(path_or_repo), allow_patterns=["*.json", "*.txt", "*.safetensors"],
-                                          ignore_patterns=["*.fp16.*", "safety_checker/*"]))
-
-
-def unet_from_config(cfg):
-    """Our UNet for a diffusers ``UNet2DConditionModel`` config (SD v1 family)."""
-    heads = cfg.get("attention_head_dim", 8)  # in SD v1 configs this field is the number of heads
+    prediction: what the UNet outputs, which diffusers keeps in the scheduler's config ("epsilon" or "v").
+    """
+    for key, what in UNREADABLE_UNET.items():
+        if cfg.get(key) is not None:
+            raise ValueError(f"not loaded: the UNet config sets {key} ({what}); this course runs SD v1 UNets")
+    if cfg.get("in_channels", 4) != cfg.get("out_channels", 4):
+        raise ValueError(f"not loaded: the UNet reads {cfg['in_channels']} channels and writes {cfg.get('out_channels', 4)} "
+                         "(an inpainting or depth model); this course runs text-to-image SD v1 UNets")
+    heads = cfg.get("num_attention_heads") or cfg.get("attention_head_dim", 8)  # in SD v1 configs this field is the number of heads
     if isinstance(heads, (list, tuple)):
         if len(set(heads)) != 1:
-            raise ValueError(f"per-level head counts {heads} are not supported (SD v1 uses 8 everywhere)")
+            raise ValueError(f"not loaded: per-level head counts {heads} are SD 2.x's layout; this course's loader "
+                             "covers SD v1 models (8 heads everywhere)")
         heads = heads[0]
     if cfg.get("use_linear_projection"):
-        raise ValueError("use_linear_projection=True is SD v2's layout; this loader covers SD v1 models")
+        raise ValueError("not loaded: use_linear_projection=True is SD 2.x's layout; this course's loader covers SD v1 models")
     return UNet(channels=tuple(cfg["block_out_channels"]), num_heads=heads, context_dim=cfg["cross_attention_dim"],
                 attention_levels=tuple(t.startswith("CrossAttn") for t in cfg["down_block_types"]),
                 time_dim=cfg["block_out_channels"][0], layers_per_block=cfg["layers_per_block"],
                 groups=cfg.get("norm_num_groups", 32), latent_channels=cfg.get("in_channels", 4),
-                gelu_approximate=False, transformer_norm_epsilon=1e-6)
+                gelu_approximate=False, transformer_norm_epsilon=1e-6, prediction=prediction)
 
 
 def vae_from_config(cfg):
@@ -264,6 +233,8 @@ def vae_from_config(cfg):
                   groups=cfg.get("norm_num_groups", 32), norm_epsilon=1e-6)
     if cfg.get("layers_per_block", 2) != 2:
         raise ValueError(f"layers_per_block={cfg['layers_per_block']} is not SD v1's VAE (2)")
+    if abs(cfg.get("scaling_factor", 0.18215) - 0.18215) > 1e-6:
+        raise ValueError(f"the VAE's scaling_factor is {cfg['scaling_factor']}, not SD v1's 0.18215 (an SDXL or SD 3 VAE?)")
     return Decoder(**kwargs), ImageEncoder(**kwargs)
 
 
@@ -271,22 +242,3 @@ def text_encoder_from_config(cfg):
     activation = {"quick_gelu": "quick_gelu", "gelu": "gelu"}[cfg.get("hidden_act", "quick_gelu")]
     return TextEncoder(cfg["vocab_size"], cfg["max_position_embeddings"], cfg["hidden_size"], cfg["num_hidden_layers"],
                        cfg["num_attention_heads"], activation=activation, end_token_id=cfg.get("eos_token_id", 49407))
-
-
-def load_diffusers(path_or_repo):
-    """(text_encoder, unet, decoder, image_encoder) from a diffusers SD v1 folder or repo id."""
-    root = resolve(path_or_repo)
-    unet = unet_from_config(_read_config(root / "unet"))
-    load_pairs(unet_pairs(unet), read_safetensors(root / "unet", WEIGHT_FILES["unet"]), str(root / "unet"))
-    decoder, image_encoder = vae_from_config(_read_config(root / "vae"))
-    vae = read_safetensors(root / "vae", WEIGHT_FILES["vae"])
-    load_pairs(decoder_pairs(decoder), vae, str(root / "vae"))
-    load_pairs(image_encoder_pairs(image_encoder), vae, str(root / "vae"))
-    text_encoder = text_encoder_from_config(_read_config(root / "text_encoder"))
-    text = read_safetensors(root / "text_encoder", WEIGHT_FILES["text_encoder"])
-    text = {name.removeprefix("text_model."): value for name, value in text.items()}
-    load_pairs(text_encoder_pairs(text_encoder), text, str(root / "text_encoder"))
-    if cfg_scale := _read_config(root / "vae").get("scaling_factor"):
-        if abs(cfg_scale - 0.18215) > 1e-6:
-            raise ValueError(f"the VAE's scaling_factor is {cfg_scale}, not SD v1's 0.18215")
-    return text_encoder, unet, decoder, image_encoder

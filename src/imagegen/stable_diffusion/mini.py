@@ -179,7 +179,7 @@ def load_mini(folder=ASSET_DIR, dtype=None):
     from safetensors.numpy import load_file
 
     from imagegen.clip import TextEncoder
-    from imagegen.stable_diffusion.presets import dtype_policy
+    from imagegen.stable_diffusion.precision import dtype_policy
     from imagegen.stable_diffusion.unet import UNet
     from imagegen.stable_diffusion.vae import Decoder, ImageEncoder
     from imagegen.stable_diffusion.weights import assign_in_order

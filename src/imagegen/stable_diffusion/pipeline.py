@@ -25,41 +25,9 @@ from keras import ops
 from imagegen import rehearsal
 from imagegen.clip import CLIPTokenizer
 from imagegen.diffusion.sampler import classifier_free_guidance
-from imagegen.stable_diffusion.schedulers import add_noise, get_scheduler
-
-
-def compile_function(model, jit_compile=True):
-    """``fn(*inputs) -> model(list(inputs))``, compiled for the backend where it can be.
-
-    TensorFlow: ``tf.function(jit_compile=True)`` (XLA). JAX: ``jax.jit`` over
-    ``stateless_call`` so the weights are arguments, not baked-in constants.
-    Other backends (or jit_compile=False): the plain call.
-    """
-    backend = keras.backend.backend()
-    single = len(model.inputs) == 1
-
-    def structure(inputs):  # a one-input model takes its tensor, not a list
-        return inputs[0] if single else list(inputs)
-
-    if jit_compile and backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(lambda *inputs: model(structure(inputs), training=False), jit_compile=True, reduce_retracing=True)
-    if jit_compile and backend == "jax":
-        import jax
-
-        @jax.jit
-        def stateless(trainable, non_trainable, *inputs):
-            outputs, _ = model.stateless_call(trainable, non_trainable, structure(inputs), training=False)
-            return outputs
-
-        def call(*inputs):
-            trainable = [v.value for v in model.trainable_variables]
-            non_trainable = [v.value for v in model.non_trainable_variables]
-            return stateless(trainable, non_trainable, *inputs)
-
-        return call
-    return lambda *inputs: model(structure(inputs), training=False)
+from imagegen.stable_diffusion.compiled import compile_function
+from imagegen.stable_diffusion.inputs import as_images, as_mask, expand
+from imagegen.stable_diffusion.schedulers import SD15_SCHEDULER, SamplingSchedule, add_noise, get_scheduler
 
 
 class StableDiffusion:
@@ -72,12 +40,14 @@ class StableDiffusion:
     tokenizer: a ``CLIPTokenizer`` whose max_length matches the text encoder.
     img_height, img_width: output size in pixels, fixed at construction.
     scheduler: "ddim" (KerasCV's sampler, default) or "dpm++2m" (fewer steps).
+    schedule: the ``SamplingSchedule`` the weights came with (default KerasCV's);
+        ``from_diffusers`` and ``from_single_file`` pass their source's own.
     jit_compile: compile the guided UNet call and the decoder.
     progress: show a progress bar over the denoising steps.
     """
 
     def __init__(self, text_encoder, unet, decoder, image_encoder=None, tokenizer=None, img_height=512, img_width=512,
-                 scheduler="ddim", jit_compile=True, progress=True):
+                 scheduler="ddim", schedule=None, jit_compile=True, progress=True):
         self.text_encoder, self.unet, self.decoder, self.image_encoder = text_encoder, unet, decoder, image_encoder
         self.tokenizer = tokenizer or CLIPTokenizer(max_length=text_encoder.max_length)
         self.pixels_per_latent = decoder.downsampling
@@ -91,7 +61,7 @@ class StableDiffusion:
         self.latent_shape = (self.img_height // self.pixels_per_latent, self.img_width // self.pixels_per_latent,
                              unet.config["latent_channels"])
         self.prediction = unet.config.get("prediction", "epsilon")  # what the UNet outputs: noise or v
-        self.scheduler = get_scheduler(scheduler)
+        self.scheduler = get_scheduler(scheduler, schedule)
         self.jit_compile, self.progress = jit_compile, progress
         self._unet_call = compile_function(unet, jit_compile)
         self._decode = compile_function(decoder, jit_compile)
@@ -133,11 +103,34 @@ class StableDiffusion:
         return cls(*from_keras_cv(text_encoder, diffusion_model, decoder, image_encoder), **kwargs)
 
     @classmethod
-    def from_diffusers(cls, path_or_repo, img_height=512, img_width=512, **kwargs):
-        """SD v1 weights in diffusers format (a local folder or a Hugging Face repo id), read from safetensors only."""
-        from imagegen.stable_diffusion.diffusers import load_diffusers
+    def from_diffusers(cls, path_or_repo, img_height=None, img_width=None, dtype=None, variant=None, **kwargs):
+        """SD v1 weights in diffusers format: a local folder or a Hugging Face repo id.
 
-        return cls(*load_diffusers(path_or_repo), img_height=img_height, img_width=img_width, **kwargs)
+        Reads safetensors only and downloads only the files it loads (``variant="fp16"``
+        prefers the half-size files). The folder's ``scheduler_config.json`` sets the
+        sampling schedule and what the UNet predicts (epsilon or v).
+        img_height, img_width: default to the UNet's ``sample_size`` x 8 (512 for SD v1).
+        """
+        from imagegen.stable_diffusion.repository import load_diffusers
+
+        loaded = load_diffusers(path_or_repo, dtype=dtype, variant=variant)
+        size = rehearsal.image_size(loaded.image_size)
+        return cls(*loaded.modules, img_height=img_height or size, img_width=img_width or size,
+                   schedule=kwargs.pop("schedule", loaded.schedule), **kwargs)
+
+    @classmethod
+    def from_single_file(cls, path, img_height=512, img_width=512, dtype=None, ema=True, **kwargs):
+        """An SD v1.x checkpoint in one ``.safetensors`` file, in the original (CompVis) layout.
+
+        ``v1-5-pruned-emaonly.safetensors`` and most fine-tunes shared as one file.
+        ema: use the EMA UNet weights where the file has both. Sampled on SD 1.5's
+        published schedule (diffusers' "leading" spacing, steps_offset 1).
+        """
+        from imagegen.stable_diffusion.single_file import load_single_file
+
+        schedule, _ = SamplingSchedule.from_diffusers(SD15_SCHEDULER)
+        return cls(*load_single_file(path, ema=ema, dtype=dtype), img_height=img_height, img_width=img_width,
+                   schedule=kwargs.pop("schedule", schedule), **kwargs)
 
     def set_text_encoder(self, text_encoder):
         """Swap in another text encoder (e.g. one that learned a new token); forgets the cached empty prompt."""
@@ -158,9 +151,9 @@ class StableDiffusion:
         return self._unconditional
 
     def _context_pair(self, encoded_text, negative_prompt, batch_size):
-        context = _expand(encoded_text, batch_size, "encoded_text")
+        context = expand(encoded_text, batch_size, "encoded_text")
         negative = self._unconditional_context() if negative_prompt is None else self.encode_text(negative_prompt)
-        return context, _expand(negative, batch_size, "negative_prompt")
+        return context, expand(negative, batch_size, "negative_prompt")
 
     # -- sampling --------------------------------------------------------------------------------
     def guided_noise(self, latents, timestep, context, negative_context, guidance_scale):
@@ -212,7 +205,7 @@ class StableDiffusion:
         if diffusion_noise is None:
             latents = self.initial_noise(batch_size, seed)
         else:
-            latents = _expand(diffusion_noise, batch_size, "diffusion_noise", self.latent_shape)
+            latents = expand(diffusion_noise, batch_size, "diffusion_noise", self.latent_shape)
         latents = self._denoise(latents, context, negative, num_steps, unconditional_guidance_scale, on_step=on_step)
         return self.decode(latents)
 
@@ -227,7 +220,7 @@ class StableDiffusion:
         """uint8 (or float in [0, 1]) images (b, h, w, 3) or (h, w, 3) -> scaled latents."""
         if self._encode_image is None:
             raise ValueError("this pipeline has no image_encoder; image_to_image and inpaint need one")
-        images = _as_images(image, self.img_height, self.img_width)
+        images = as_images(image, self.img_height, self.img_width)
         return self._encode_image(ops.convert_to_tensor(images * 2.0 - 1.0))
 
     def image_to_image(self, prompt, image, strength=0.75, negative_prompt=None, num_steps=50,
@@ -256,8 +249,8 @@ class StableDiffusion:
         context of the old. With ``keep_unmasked`` the decoded result is then
         composited with the original pixels outside the mask.
         """
-        images = _as_images(image, self.img_height, self.img_width)
-        masks = _as_mask(mask, images.shape)
+        images = as_images(image, self.img_height, self.img_width)
+        masks = as_mask(mask, images.shape)
         latents0 = self.encode_image(images)
         batch = images.shape[0]
         # A latent pixel is repainted if any of its 8x8 pixels is.
@@ -277,48 +270,3 @@ class StableDiffusion:
             original = np.round(images * 255.0).astype("uint8")
             out = np.where(masks[..., None] > 0, out, original)
         return out
-
-
-def _expand(value, batch_size, name, shape=None):
-    """(…) or (1, …) or (batch_size, …) -> (batch_size, …) float32."""
-    value = ops.cast(ops.convert_to_tensor(value), "float32")
-    if shape is not None and tuple(value.shape[-len(shape):]) != tuple(shape):
-        raise ValueError(f"{name} must end in shape {tuple(shape)}, got {tuple(value.shape)}")
-    if shape is None and len(value.shape) == 2:
-        value = value[None]
-    if shape is not None and len(value.shape) == len(shape):
-        value = value[None]
-    if value.shape[0] == 1 and batch_size != 1:
-        value = ops.repeat(value, batch_size, axis=0)
-    if value.shape[0] != batch_size:
-        raise ValueError(f"{name} has {value.shape[0]} rows for batch_size={batch_size}; give 1 or {batch_size}")
-    return value
-
-
-def _as_images(image, height, width):
-    """uint8 0..255 or float 0..1 images, (h, w, 3) or (b, h, w, 3) -> float32 (b, h, w, 3) in [0, 1]."""
-    images = np.asarray(image)
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"image must be (height, width, 3) or (batch, height, width, 3), got shape {images.shape}")
-    if images.shape[1:3] != (height, width):
-        raise ValueError(f"image is {images.shape[1]}x{images.shape[2]} but this pipeline makes {height}x{width}; "
-                         "resize it first (e.g. imagegen.data.samples.resize_crop) or build the pipeline at that size")
-    if images.dtype == np.uint8:
-        return images.astype("float32") / 255.0
-    images = images.astype("float32")
-    if images.min() < 0.0 or images.max() > 1.0:
-        raise ValueError("float images must lie in [0, 1]; pass uint8 for 0..255")
-    return images
-
-
-def _as_mask(mask, image_shape):
-    """A mask (h, w) or (b, h, w), bool or 0/1, matching the images -> float32 (b, h, w)."""
-    masks = np.asarray(mask, dtype="float32")
-    if masks.ndim == 2:
-        masks = np.broadcast_to(masks, (image_shape[0], *masks.shape))
-    if masks.shape != image_shape[:3]:
-        raise ValueError(f"mask has shape {np.asarray(mask).shape}; it must be (height, width) = {image_shape[1:3]} "
-                         f"or (batch, height, width) = {image_shape[:3]}, with 1 where to repaint")
-    return (masks > 0.5).astype("float32")

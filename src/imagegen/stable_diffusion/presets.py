@@ -10,10 +10,9 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from imagegen import rehearsal
 from imagegen.clip import TextEncoder
+from imagegen.stable_diffusion.precision import dtype_policy
 from imagegen.stable_diffusion.unet import UNet
 from imagegen.stable_diffusion.vae import Decoder, ImageEncoder
 from imagegen.stable_diffusion.weights import assign_in_order, keras_cv_arrays, load_keras_h5, sd_v1_4_paths
@@ -28,19 +27,6 @@ CONFIGS = {
 }
 PRESETS = {"sd-v1.4": "sd-v1", "mini": "mini"}  # preset name -> configuration
 DEFAULT_SIZES = {"sd-v1.4": 512, "mini": 64}  # the image size each preset was trained at
-
-
-@contextlib.contextmanager
-def dtype_policy(dtype):
-    """Build layers under a Keras dtype policy ("mixed_float16", "mixed_bfloat16"), then restore the old one."""
-    import keras
-
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(dtype or previous)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
 
 
 def build(config="sd-v1", dtype=None):
