@@ -194,7 +194,7 @@ def test_refuses_models_it_cannot_run(diffusers_folder, tmp_path):
     (copy / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
     config = json.loads((copy / "unet" / "config.json").read_text())
     for changes, reason in (({"in_channels": 9}, "inpainting"), ({"addition_embed_type": "text_time"}, "SDXL"),
-                            ({"attention_head_dim": [2, 4]}, "SD 2.x"), ({"use_linear_projection": True}, "SD 2.x")):
+                            ({"class_embed_type": "timestep"}, "upscaler")):
         (copy / "unet" / "config.json").write_text(json.dumps({**config, **changes}))
         with pytest.raises(ValueError, match=reason):
             StableDiffusion.from_diffusers(copy)
@@ -224,3 +224,65 @@ def test_v_prediction_config_is_honoured_with_a_v_trained_unet():
         images = sd.generate_image(context, batch_size=3, num_steps=25, diffusion_noise=noise)
         distances[prediction_type] = float(np.abs(images - expected).mean())
     assert distances["v_prediction"] < 8 < 30 < distances["epsilon"], distances  # measured: 3.7 and 49 (of 255)
+
+
+@pytest.fixture(scope="module")
+def sd2_folder(tmp_path_factory):
+    """A tiny random model shaped like SD 2.x's 768-v: heads per level, linear projections, exact GELU in the
+    text encoder, prompts padded with "!", and a scheduler config that says v_prediction."""
+    torch = pytest.importorskip("torch")
+    diffusers = pytest.importorskip("diffusers")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(1)
+    folder = tmp_path_factory.mktemp("tiny-sd2")
+    unet = diffusers.UNet2DConditionModel(
+        sample_size=8, block_out_channels=(32, 64), layers_per_block=1, cross_attention_dim=32, norm_num_groups=8,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        attention_head_dim=(2, 4), use_linear_projection=True, upcast_attention=True)
+    vae = diffusers.AutoencoderKL(block_out_channels=(16, 32), latent_channels=4, norm_num_groups=8, layers_per_block=2,
+                                  down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2)
+    text = transformers.CLIPTextModel(transformers.CLIPTextConfig(
+        vocab_size=49408, hidden_size=32, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+        max_position_embeddings=16, hidden_act="gelu", bos_token_id=49406, eos_token_id=49407, pad_token_id=0))
+    with torch.no_grad():
+        for module in (unet, vae, text):
+            for parameter in module.parameters():
+                parameter.add_(0.05 * torch.randn_like(parameter))
+    diffusers.DDIMScheduler(**{**SD15_SCHEDULER, "prediction_type": "v_prediction", "timestep_spacing": "trailing"}
+                            ).save_pretrained(folder / "scheduler")
+    unet.save_pretrained(folder / "unet")
+    vae.save_pretrained(folder / "vae")
+    text.save_pretrained(folder / "text_encoder")
+    (folder / "tokenizer").mkdir()
+    (folder / "tokenizer" / "special_tokens_map.json").write_text(json.dumps(
+        {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "!", "unk_token": "<|endoftext|>"}))
+    (folder / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    return folder, unet.eval(), vae.eval(), text.eval(), torch
+
+
+def test_sd2_shaped_model_draws_what_diffusers_draws(sd2_folder):
+    folder, unet, vae, text, torch = sd2_folder
+    diffusers = pytest.importorskip("diffusers")
+    ours = StableDiffusion.from_diffusers(folder, jit_compile=False, progress=False)
+    assert (ours.img_height, ours.unet.config["prediction"], ours.unet.config["num_heads"]) == (16, "v", (2, 4))
+    ids = ours.tokenizer(["a red flower"])
+    assert ids[0, 4] == 49407 and (ids[0, 5:] == 0).all()  # padded with "!", as SD 2.x's tokenizer does
+    with torch.no_grad():
+        their_text = text(torch.from_numpy(ids.astype("int64"))).last_hidden_state.numpy()
+    context = np.asarray(ours.encode_text("a red flower"))
+    assert np.max(np.abs(context - their_text)) <= 1e-4
+    negative = np.asarray(ours.encode_text(""))
+    latents = np.random.default_rng(5).normal(size=(1, 8, 8, 4)).astype("float32")
+    mine = ours.generate_image(context, batch_size=1, num_steps=5, diffusion_noise=latents)
+    pipeline = diffusers.StableDiffusionPipeline(
+        vae=vae, text_encoder=text, tokenizer=None, unet=unet, scheduler=diffusers.DDIMScheduler.from_pretrained(folder / "scheduler"),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipeline.set_progress_bar_config(disable=True)
+    with torch.no_grad():
+        theirs = pipeline(prompt_embeds=torch.from_numpy(context.copy()), negative_prompt_embeds=torch.from_numpy(negative.copy()),
+                          latents=torch.from_numpy(latents.transpose(0, 3, 1, 2).copy()), height=16, width=16,
+                          num_inference_steps=5, guidance_scale=7.5, output_type="np").images
+    difference = np.abs(mine.astype("float32") / 255.0 - theirs)
+    print(f"SD 2.x-shaped: mean |ours - diffusers| = {difference.mean() * 255:.3f}/255, max {difference.max() * 255:.2f}/255")
+    assert difference.mean() <= 1 / 255 and difference.max() <= 3 / 255

@@ -74,9 +74,12 @@ class CLIPTokenizer:
     tokenizer.add_tokens("<my-pattern>")  -> new id 49408, for textual inversion
 
     max_length: the context length ``__call__`` pads and truncates to (77 in CLIP and SD).
+    pad_token: what fills a prompt's row after its end token: <|endoftext|> (SD v1, KerasCV)
+        or "!" (SD 2.x, id 0). The text encoder attends causally, yet SD's UNet reads every
+        position's features, so the padding changes the pictures.
     """
 
-    def __init__(self, max_length=77, path=None):
+    def __init__(self, max_length=77, path=None, pad_token=None):
         if max_length < 2:
             raise ValueError(f"max_length must leave room for the start and end tokens (>= 2), got {max_length}")
         self.max_length = max_length
@@ -90,6 +93,9 @@ class CLIPTokenizer:
         self.special_tokens = [START_OF_TEXT, END_OF_TEXT]
         self.cache = {}
         self._rebuild()
+        if pad_token is not None and pad_token not in self.encoder:
+            raise ValueError(f"pad_token {pad_token!r} is not in CLIP's vocabulary (SD v1 pads with {END_OF_TEXT}, SD 2.x with '!')")
+        self.pad_token = pad_token
 
     def _rebuild(self):
         self.encoder = {token: index for index, token in enumerate(self.vocabulary)}
@@ -112,7 +118,10 @@ class CLIPTokenizer:
     def end_token_id(self):
         return self.encoder[END_OF_TEXT]
 
-    pad_token_id = end_token_id  # SD pads prompts with <|endoftext|>
+    @property
+    def pad_token_id(self):
+        """SD v1 pads prompts with <|endoftext|>; SD 2.x's tokenizer with "!"."""
+        return self.end_token_id if self.pad_token is None else self.encoder[self.pad_token]
 
     def add_tokens(self, tokens):
         """Add whole-word tokens (e.g. "<my-cat>") that are never split; returns how many were new.
@@ -199,7 +208,7 @@ class CLIPTokenizer:
         return "".join(pieces).replace("</w>", " ").strip()
 
     def __call__(self, texts, max_length=None):
-        """Texts -> int32 (batch, max_length) ids, padded with <|endoftext|>.
+        """Texts -> int32 (batch, max_length) ids, padded with <|endoftext|> (or ``pad_token``).
 
         Longer texts are cut to max_length (keeping the end token last) with a warning,
         as OpenAI's ``clip.tokenize(truncate=True)`` does.

@@ -203,24 +203,20 @@ UNREADABLE_UNET = {  # a config key whose presence we cannot run -> why
 
 
 def unet_from_config(cfg, prediction="epsilon"):
-    """Our UNet for a diffusers ``UNet2DConditionModel`` config (SD v1 family).
+    """Our UNet for a diffusers ``UNet2DConditionModel`` config (SD v1 and SD 2.x).
 
     prediction: what the UNet outputs, which diffusers keeps in the scheduler's config ("epsilon" or "v").
     """
     for key, what in UNREADABLE_UNET.items():
         if cfg.get(key) is not None:
-            raise ValueError(f"not loaded: the UNet config sets {key} ({what}); this course runs SD v1 UNets")
+            raise ValueError(f"not loaded: the UNet config sets {key} ({what}); this course runs SD v1 and 2.x UNets")
     if cfg.get("in_channels", 4) != cfg.get("out_channels", 4):
         raise ValueError(f"not loaded: the UNet reads {cfg['in_channels']} channels and writes {cfg.get('out_channels', 4)} "
-                         "(an inpainting or depth model); this course runs text-to-image SD v1 UNets")
-    heads = cfg.get("num_attention_heads") or cfg.get("attention_head_dim", 8)  # in SD v1 configs this field is the number of heads
-    if isinstance(heads, (list, tuple)):
-        if len(set(heads)) != 1:
-            raise ValueError(f"not loaded: per-level head counts {heads} are SD 2.x's layout; this course's loader "
-                             "covers SD v1 models (8 heads everywhere)")
-        heads = heads[0]
-    if cfg.get("use_linear_projection"):
-        raise ValueError("not loaded: use_linear_projection=True is SD 2.x's layout; this course's loader covers SD v1 models")
+                         "(an inpainting or depth model); this course runs text-to-image SD v1 and 2.x UNets")
+    # diffusers' "attention_head_dim" is, in SD's configs, the number of heads: 8 (SD v1), or per level
+    # [5, 10, 20, 20] (SD 2.x). SD 2.x's linear proj_in/proj_out equal our 1x1 convs (same weights, 2-D).
+    heads = cfg.get("num_attention_heads") or cfg.get("attention_head_dim", 8)
+    heads = tuple(heads) if isinstance(heads, (list, tuple)) else heads
     return UNet(channels=tuple(cfg["block_out_channels"]), num_heads=heads, context_dim=cfg["cross_attention_dim"],
                 attention_levels=tuple(t.startswith("CrossAttn") for t in cfg["down_block_types"]),
                 time_dim=cfg["block_out_channels"][0], layers_per_block=cfg["layers_per_block"],

@@ -104,19 +104,19 @@ class StableDiffusion:
 
     @classmethod
     def from_diffusers(cls, path_or_repo, img_height=None, img_width=None, dtype=None, variant=None, **kwargs):
-        """SD v1 weights in diffusers format: a local folder or a Hugging Face repo id.
+        """SD v1 or SD 2.x weights in diffusers format: a local folder or a Hugging Face repo id.
 
         Reads safetensors only and downloads only the files it loads (``variant="fp16"``
         prefers the half-size files). The folder's ``scheduler_config.json`` sets the
         sampling schedule and what the UNet predicts (epsilon or v).
-        img_height, img_width: default to the UNet's ``sample_size`` x 8 (512 for SD v1).
+        img_height, img_width: default to the UNet's ``sample_size`` x 8 (512 for SD v1, 768 for SD 2.x's 768-v).
         """
         from imagegen.stable_diffusion.repository import load_diffusers
 
         loaded = load_diffusers(path_or_repo, dtype=dtype, variant=variant)
         size = rehearsal.image_size(loaded.image_size)
-        return cls(*loaded.modules, img_height=img_height or size, img_width=img_width or size,
-                   schedule=kwargs.pop("schedule", loaded.schedule), **kwargs)
+        return cls(*loaded.modules, tokenizer=kwargs.pop("tokenizer", loaded.tokenizer), img_height=img_height or size,
+                   img_width=img_width or size, schedule=kwargs.pop("schedule", loaded.schedule), **kwargs)
 
     @classmethod
     def from_single_file(cls, path, img_height=512, img_width=512, dtype=None, ema=True, **kwargs):

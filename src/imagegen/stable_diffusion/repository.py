@@ -14,8 +14,9 @@ What is read, and what it decides:
 - ``scheduler/scheduler_config.json``: the betas, the timestep spacing and what
   the UNet predicts (epsilon or v), whatever scheduler class it names;
 - ``model_index.json``: the pipeline class, to refuse what this course cannot run
-  (SDXL, upscalers, inpainting UNets) with a one-line reason before any download.
-The tokenizer files are not read: SD v1 models share CLIP's vocabulary, which ships with the package.
+  (SDXL, upscalers, inpainting UNets) with a one-line reason before any download;
+- ``tokenizer/special_tokens_map.json``: the padding token (SD 2.x pads prompts with "!").
+CLIP's vocabulary itself ships with the package: SD v1 and 2.x share it.
 """
 
 from __future__ import annotations
@@ -25,20 +26,21 @@ import pathlib
 from typing import NamedTuple
 
 WEIGHT_STEMS = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
-SMALL_FILES = ("model_index.json", "scheduler/scheduler_config.json")
+SMALL_FILES = ("model_index.json", "scheduler/scheduler_config.json", "tokenizer/special_tokens_map.json")
 SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline")
 REFUSED = {  # a file or a pipeline class -> why we cannot run it
-    "text_encoder_2/config.json": "it has two text encoders (SDXL); this course implements SD v1",
-    "StableDiffusionXLPipeline": "SDXL (two text encoders, a 2.6B UNet) is not implemented; this course runs SD v1",
+    "text_encoder_2/config.json": "it has two text encoders (SDXL); this course implements SD v1 and SD 2.x",
+    "StableDiffusionXLPipeline": "SDXL (two text encoders, a 2.6B UNet) is not implemented; this course runs SD v1 and SD 2.x",
     "StableDiffusionUpscalePipeline": "an upscaler (its UNet reads a low-resolution image too), not a text-to-image model",
     "StableDiffusionInpaintPipeline": "an inpainting model (its UNet reads 9 channels); use an ordinary SD model with inpaint()",
 }
 
 
 class DiffusersModel(NamedTuple):
-    """What ``load_diffusers`` returns: the four modules, their schedule, and the size they were trained at."""
+    """What ``load_diffusers`` returns: the four modules, their tokenizer and schedule, and their training size."""
 
     modules: tuple  # (text_encoder, unet, decoder, image_encoder)
+    tokenizer: object  # a CLIPTokenizer padding as the repository's does
     schedule: object  # a SamplingSchedule
     image_size: int
     files: tuple  # the repository paths read
@@ -141,10 +143,11 @@ def read_safetensors(path):
 
 
 def load_diffusers(path_or_repo, dtype=None, variant=None, revision=None):
-    """A ``DiffusersModel`` from a diffusers SD v1 folder or Hub repository id.
+    """A ``DiffusersModel`` from a diffusers SD v1 or SD 2.x folder or Hub repository id.
 
     dtype: a mixed-precision policy for the text encoder and the UNet (the VAE stays float32).
     """
+    from imagegen.clip import CLIPTokenizer
     from imagegen.stable_diffusion import diffusers as names
     from imagegen.stable_diffusion.precision import dtype_policy
     from imagegen.stable_diffusion.schedulers import SD15_SCHEDULER, SamplingSchedule
@@ -158,6 +161,8 @@ def load_diffusers(path_or_repo, dtype=None, variant=None, revision=None):
         schedule_config = SD15_SCHEDULER
     schedule, prediction = SamplingSchedule.from_diffusers(schedule_config)
     unet_config = read_json(root, "unet/config.json")
+    pad = read_json(root, "tokenizer/special_tokens_map.json", required=False).get("pad_token")
+    pad = pad.get("content") if isinstance(pad, dict) else pad  # newer files: {"content": "!", ...}
     with dtype_policy(dtype):
         unet = names.unet_from_config(unet_config, prediction)
         text_encoder = names.text_encoder_from_config(read_json(root, "text_encoder/config.json"))
@@ -171,4 +176,5 @@ def load_diffusers(path_or_repo, dtype=None, variant=None, revision=None):
     text = {name.removeprefix("text_model."): value for name, value in text.items()}
     names.load_pairs(names.text_encoder_pairs(text_encoder), text, str(weights["text_encoder"]))
     image_size = int(unet_config.get("sample_size", 64)) * decoder.downsampling
-    return DiffusersModel((text_encoder, unet, decoder, image_encoder), schedule, image_size, tuple(files))
+    tokenizer = CLIPTokenizer(max_length=text_encoder.max_length, pad_token=None if pad == "<|endoftext|>" else pad)
+    return DiffusersModel((text_encoder, unet, decoder, image_encoder), tokenizer, schedule, image_size, tuple(files))

@@ -103,8 +103,10 @@ class UNet(keras.Model):
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
         if len(attention_levels) != len(channels):
             raise ValueError(f"attention_levels needs one flag per level: {len(channels)}, got {len(attention_levels)}")
-        if any(c % num_heads for c in channels):
-            raise ValueError(f"every level's channels {channels} must divide by num_heads {num_heads}")
+        heads = tuple(num_heads) if isinstance(num_heads, (list, tuple)) else (num_heads,) * len(channels)
+        if len(heads) != len(channels) or any(c % h for c, h in zip(channels, heads)):
+            raise ValueError(f"num_heads {num_heads} must be one number or one per level, dividing each level's "
+                             f"channels {channels}")
         latent = keras.Input((None, None, latent_channels), name="latent")
         timesteps = keras.Input((), name="timesteps")
         context = keras.Input((context_length, context_dim), name="context")
@@ -115,9 +117,9 @@ class UNet(keras.Model):
             order.append(layer.name)
             return layer
 
-        def transformer(x, name):
+        def transformer(x, name, level):  # SD v1: 8 heads everywhere; SD 2.x: 5, 10, 20, 20 (64 channels each)
             width = x.shape[-1]
-            return add(SpatialTransformer(num_heads, width // num_heads, groups=_groups_for(width, groups),
+            return add(SpatialTransformer(heads[level], width // heads[level], groups=_groups_for(width, groups),
                                           norm_epsilon=transformer_norm_epsilon, gelu_approximate=gelu_approximate, name=name))(x, context)
 
         def res(x, width, name):
@@ -138,14 +140,14 @@ class UNet(keras.Model):
             for block in range(layers_per_block):
                 x = res(x, width, f"down{level}_res{block}")
                 if attention_levels[level]:
-                    x = transformer(x, f"down{level}_attn{block}")
+                    x = transformer(x, f"down{level}_attn{block}", level)
                 skips.append(x)
             if level < len(channels) - 1:
                 x = conv(x, width, f"down{level}_downsample", strides=2)
                 skips.append(x)
 
         x = res(x, channels[-1], "mid_res0")
-        x = transformer(x, "mid_attn")
+        x = transformer(x, "mid_attn", len(channels) - 1)
         x = res(x, channels[-1], "mid_res1")
 
         for level in reversed(range(len(channels))):
@@ -154,7 +156,7 @@ class UNet(keras.Model):
                 x = layers.Concatenate()([x, skips.pop()])
                 x = res(x, width, f"up{level}_res{block}")
                 if attention_levels[level]:
-                    x = transformer(x, f"up{level}_attn{block}")
+                    x = transformer(x, f"up{level}_attn{block}", level)
             if level > 0:
                 x = conv(layers.UpSampling2D(2)(x), width, f"up{level}_upsample")
 
@@ -162,7 +164,8 @@ class UNet(keras.Model):
         noise = conv(x, latent_channels, "conv_out")
         kwargs.setdefault("name", "unet")
         super().__init__([latent, timesteps, context], noise, **kwargs)
-        self.config = dict(channels=tuple(channels), attention_levels=tuple(attention_levels), num_heads=num_heads,
+        self.config = dict(channels=tuple(channels), attention_levels=tuple(attention_levels),
+                           num_heads=heads if len(set(heads)) > 1 else heads[0],
                            context_dim=context_dim, time_dim=time_dim, layers_per_block=layers_per_block, groups=groups,
                            latent_channels=latent_channels, context_length=context_length,
                            gelu_approximate=gelu_approximate, transformer_norm_epsilon=transformer_norm_epsilon,
