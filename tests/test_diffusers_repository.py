@@ -45,7 +45,7 @@ def test_sd15_listing_fetches_only_what_is_loaded():
     from huggingface_hub.utils import filter_repo_objects
 
     chosen = select_files(SD15_LISTING)
-    assert chosen == ["model_index.json", "scheduler/scheduler_config.json",
+    assert chosen == ["model_index.json", "scheduler/scheduler_config.json", "tokenizer/special_tokens_map.json",
                       "unet/config.json", "unet/diffusion_pytorch_model.safetensors",
                       "vae/config.json", "vae/diffusion_pytorch_model.safetensors",
                       "text_encoder/config.json", "text_encoder/model.safetensors"]
