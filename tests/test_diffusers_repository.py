@@ -139,18 +139,14 @@ def _with_scheduler(folder, tmp_path, **changes):
     return copy
 
 
-@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
-def test_same_image_as_diffusers_pipeline(diffusers_folder, tmp_path, prediction_type):
-    folder, unet, vae, text, torch = diffusers_folder
+def _compare_with_diffusers(ours, folder, models, prompt, steps, seed, label):
+    """Our image and diffusers' StableDiffusionPipeline's on the folder's DDIM config, from the same prompt
+    embeddings (ours) and starting latents; asserts a mean difference of at most 1/255."""
+    _, unet, vae, text, torch = models
     diffusers = pytest.importorskip("diffusers")
-    folder = _with_scheduler(folder, tmp_path, prediction_type=prediction_type)
-    ours = StableDiffusion.from_diffusers(folder, img_height=16, img_width=16, jit_compile=False, progress=False)
-    assert ours.unet.config["prediction"] == {"epsilon": "epsilon", "v_prediction": "v"}[prediction_type]
-    context = np.asarray(ours.encode_text("an astronaut riding a horse"))
-    negative = np.asarray(ours.encode_text(""))
-    latents = np.random.default_rng(3).normal(size=(1, 8, 8, 4)).astype("float32")
-    mine = ours.generate_image(context, batch_size=1, num_steps=6, unconditional_guidance_scale=7.5, diffusion_noise=latents)
-
+    context, negative = np.asarray(ours.encode_text(prompt)), np.asarray(ours.encode_text(""))
+    latents = np.random.default_rng(seed).normal(size=(1, 8, 8, 4)).astype("float32")
+    mine = ours.generate_image(context, batch_size=1, num_steps=steps, unconditional_guidance_scale=7.5, diffusion_noise=latents)
     scheduler = diffusers.DDIMScheduler.from_pretrained(folder / "scheduler")
     pipeline = diffusers.StableDiffusionPipeline(vae=vae, text_encoder=text, tokenizer=None, unet=unet, scheduler=scheduler,
                                                  safety_checker=None, feature_extractor=None, requires_safety_checker=False)
@@ -158,11 +154,19 @@ def test_same_image_as_diffusers_pipeline(diffusers_folder, tmp_path, prediction
     with torch.no_grad():
         theirs = pipeline(prompt_embeds=torch.from_numpy(context.copy()), negative_prompt_embeds=torch.from_numpy(negative.copy()),
                           latents=torch.from_numpy(latents.transpose(0, 3, 1, 2).copy()), height=16, width=16,
-                          num_inference_steps=6, guidance_scale=7.5, output_type="np").images
+                          num_inference_steps=steps, guidance_scale=7.5, output_type="np").images
     difference = np.abs(mine.astype("float32") / 255.0 - theirs)
-    print(f"{prediction_type}: mean |ours - diffusers| = {difference.mean() * 255:.3f}/255, max {difference.max() * 255:.2f}/255")
+    print(f"{label}: mean |ours - diffusers| = {difference.mean() * 255:.3f}/255, max {difference.max() * 255:.2f}/255")
     assert difference.mean() <= 1 / 255, difference.mean()
     assert difference.max() <= 3 / 255, difference.max()
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_same_image_as_diffusers_pipeline(diffusers_folder, tmp_path, prediction_type):
+    folder = _with_scheduler(diffusers_folder[0], tmp_path, prediction_type=prediction_type)
+    ours = StableDiffusion.from_diffusers(folder, img_height=16, img_width=16, jit_compile=False, progress=False)
+    assert ours.unet.config["prediction"] == {"epsilon": "epsilon", "v_prediction": "v"}[prediction_type]
+    _compare_with_diffusers(ours, folder, diffusers_folder, "an astronaut riding a horse", 6, 3, prediction_type)
 
 
 def test_old_vae_attention_names_load(diffusers_folder, tmp_path):
@@ -263,26 +267,11 @@ def sd2_folder(tmp_path_factory):
 
 def test_sd2_shaped_model_draws_what_diffusers_draws(sd2_folder):
     folder, unet, vae, text, torch = sd2_folder
-    diffusers = pytest.importorskip("diffusers")
     ours = StableDiffusion.from_diffusers(folder, jit_compile=False, progress=False)
     assert (ours.img_height, ours.unet.config["prediction"], ours.unet.config["num_heads"]) == (16, "v", (2, 4))
     ids = ours.tokenizer(["a red flower"])
     assert ids[0, 4] == 49407 and (ids[0, 5:] == 0).all()  # padded with "!", as SD 2.x's tokenizer does
     with torch.no_grad():
         their_text = text(torch.from_numpy(ids.astype("int64"))).last_hidden_state.numpy()
-    context = np.asarray(ours.encode_text("a red flower"))
-    assert np.max(np.abs(context - their_text)) <= 1e-4
-    negative = np.asarray(ours.encode_text(""))
-    latents = np.random.default_rng(5).normal(size=(1, 8, 8, 4)).astype("float32")
-    mine = ours.generate_image(context, batch_size=1, num_steps=5, diffusion_noise=latents)
-    pipeline = diffusers.StableDiffusionPipeline(
-        vae=vae, text_encoder=text, tokenizer=None, unet=unet, scheduler=diffusers.DDIMScheduler.from_pretrained(folder / "scheduler"),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False)
-    pipeline.set_progress_bar_config(disable=True)
-    with torch.no_grad():
-        theirs = pipeline(prompt_embeds=torch.from_numpy(context.copy()), negative_prompt_embeds=torch.from_numpy(negative.copy()),
-                          latents=torch.from_numpy(latents.transpose(0, 3, 1, 2).copy()), height=16, width=16,
-                          num_inference_steps=5, guidance_scale=7.5, output_type="np").images
-    difference = np.abs(mine.astype("float32") / 255.0 - theirs)
-    print(f"SD 2.x-shaped: mean |ours - diffusers| = {difference.mean() * 255:.3f}/255, max {difference.max() * 255:.2f}/255")
-    assert difference.mean() <= 1 / 255 and difference.max() <= 3 / 255
+    assert np.max(np.abs(np.asarray(ours.encode_text("a red flower")) - their_text)) <= 1e-4
+    _compare_with_diffusers(ours, folder, sd2_folder, "a red flower", 5, 5, "SD 2.x-shaped")
