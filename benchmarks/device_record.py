@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = "imagegen.device_check/1"
@@ -22,6 +24,32 @@ ROW_KEYS = ("pipeline", "config", "img_size", "dtype", "scheduler", "steps", "ba
             "build_s", "peak_bytes", "peak_gib", "peak_scope", "peak_reason", "host_peak_rss_bytes", "vs_keras_cv",
             "vs_diffusers")
 HALF = ("float16", "bfloat16")  # diffusers' half precisions, in the order a ratio prefers them
+
+
+JAX_PEAK_SCOPE = ("the process's peak so far (jax peak_bytes_in_use only grows): one process per pipeline and "
+                  "precision, batch sizes in ascending order, so this batch's own peak; the schedulers of a batch "
+                  "share its compiled calls and buffers")
+
+
+class Unavailable(Exception):
+    """The pipeline cannot run here; the message says why (it goes into the rows' status), ``facts`` what is here."""
+
+    def __init__(self, reason, facts=None):
+        super().__init__(reason)
+        self.facts = facts
+
+
+@dataclass
+class Bench:
+    """A built pipeline: ``caller(scheduler, batch)`` gives ``call(steps) -> images`` (batch, size, size, 3)."""
+
+    caller: Callable
+    schedulers: list
+    image_dtype: str  # what a call returns: "uint8" (ours, KerasCV) or "float32" (diffusers, output_type="np")
+    peak: Callable  # () -> (peak bytes or None, why None)
+    reset_peak: Callable = lambda: None  # called before each row's first call
+    peak_scope: str = JAX_PEAK_SCOPE
+    facts: dict = None  # more facts, known once built
 
 
 def row_shape(setup, pipeline):

@@ -21,8 +21,7 @@ import gc
 import warnings
 
 from device_check import GUIDANCE
-from device_record import row_shape
-from device_worker import Bench, Unavailable
+from device_record import Bench, Unavailable, row_shape
 
 # imagegen.stable_diffusion.schedulers.SD15_SCHEDULER, copied: importing imagegen would import Keras and JAX here
 # (tests/test_device_check.py checks that the two agree).

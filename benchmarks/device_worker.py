@@ -22,37 +22,9 @@ import os
 import resource
 import sys
 import time
-from dataclasses import dataclass
-from typing import Callable
 
 from device_check import DRY, FULL, GUIDANCE, PROMPT
-from device_record import KERAS_CV_SCHEDULER, row_shape
-
-JAX_PEAK_SCOPE = ("the process's peak so far (jax peak_bytes_in_use only grows): one process per pipeline and "
-                  "precision, batch sizes in ascending order, so this batch's own peak; the schedulers of a batch "
-                  "share its compiled calls and buffers")
-
-
-class Unavailable(Exception):
-    """The pipeline cannot run here; the message says why (it goes into the rows' status), ``facts`` what is here."""
-
-    def __init__(self, reason, facts=None):
-        super().__init__(reason)
-        self.facts = facts
-
-
-@dataclass
-class Bench:
-    """A built pipeline: ``caller(scheduler, batch)`` gives ``call(steps) -> images`` (batch, size, size, 3)."""
-
-    caller: Callable
-    schedulers: list
-    image_dtype: str  # what a call returns: "uint8" (ours, KerasCV) or "float32" (diffusers, output_type="np")
-    peak: Callable  # () -> (peak bytes or None, why None)
-    reset_peak: Callable = lambda: None  # called before each row's first call
-    peak_scope: str = JAX_PEAK_SCOPE
-    facts: dict = None  # more facts, known once built
-
+from device_record import JAX_PEAK_SCOPE, KERAS_CV_SCHEDULER, Bench, Unavailable, row_shape
 
 def emit(kind, payload):
     print(f"@@{kind} " + json.dumps(payload), flush=True)
@@ -276,5 +248,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.modules.setdefault("device_worker", sys.modules["__main__"])  # device_torch's import: this module, not a copy
     sys.exit(main())
