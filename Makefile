@@ -35,10 +35,12 @@ course: $(STAMP)
 
 # The unit tests run again on JAX: everything in src/ must work on both backends.
 # (The distribution test starts both backends itself; the notebook and slides checks do not depend on one.)
-# The single-file tests check a renaming of tensors (numpy, no backend); the diffusers-folder tests load on JAX too.
-# The device check's dry run forces the JAX backend itself, so the first pass already ran it on JAX.
+# Backend-free checks run once: the single-file and diffusers-repository tests check file selection, names and
+# schedules (numpy; the diffusers folder's loading parity runs on JAX in test_stable_diffusion.py), and the device
+# check's dry run forces the JAX backend itself, so the first pass already ran it on JAX.
 JAX_SKIP := --ignore=tests/test_distribution.py --ignore=tests/test_course.py --ignore=tests/test_notebooks_committed.py \
-            --ignore=tests/test_slides.py --ignore=tests/test_single_file.py --ignore=tests/test_device_check.py
+            --ignore=tests/test_slides.py --ignore=tests/test_single_file.py --ignore=tests/test_device_check.py \
+            --ignore=tests/test_diffusers_repository.py
 
 # The full-size Stable Diffusion parity tests (about 15 GB) run in pytest processes of their own, so that their
 # memory is given back to the system before the notebooks' kernels start.
