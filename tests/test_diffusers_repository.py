@@ -208,7 +208,6 @@ def test_v_prediction_config_is_honoured_with_a_v_trained_unet():
     """The shipped mini UNet predicts v. Sampled on SD 1.5's schedule with the config saying v_prediction,
     it draws what it draws on its own schedule; told "epsilon", it draws something else entirely."""
     from imagegen.stable_diffusion import UNet
-    from imagegen.stable_diffusion.diffusers import unet_from_config  # noqa: F401  (the loader's path: prediction -> UNet)
     from imagegen.stable_diffusion.presets import load_preset
 
     text_encoder, unet, decoder, image_encoder = load_preset("mini")
