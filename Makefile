@@ -42,13 +42,17 @@ JAX_SKIP := --ignore=tests/test_distribution.py --ignore=tests/test_course.py --
             --ignore=tests/test_slides.py --ignore=tests/test_single_file.py --ignore=tests/test_device_check.py \
             --ignore=tests/test_diffusers_repository.py
 
-# The full-size Stable Diffusion parity tests (about 15 GB) run in pytest processes of their own, so that their
-# memory is given back to the system before the notebooks' kernels start.
+# The unit tests run in two processes (pytest-xdist, one per core: most of a small test's time is Python and
+# graph tracing on one core). The notebooks run one at a time, in order, since later ones read what earlier ones
+# cached. The full-size Stable Diffusion parity tests (about 15 GB) run alone, in pytest processes of their own,
+# so that their memory is given back to the system before the notebooks' kernels start.
+XDIST := -n 2 --dist loadfile
 test: $(TEST_STAMP)
-	IMAGEGEN_MODE=quick $(PY) -m pytest -m "not full_size"
+	IMAGEGEN_MODE=quick $(PY) -m pytest tests -m "not full_size" $(XDIST)
+	IMAGEGEN_MODE=quick $(PY) -m pytest notebooks
 	$(PY) -m imagegen.course rehearse
 	IMAGEGEN_MODE=quick $(PY) -m pytest -m full_size tests
-	IMAGEGEN_MODE=quick KERAS_BACKEND=jax $(PY) -m pytest tests $(JAX_SKIP) -m "not full_size"
+	IMAGEGEN_MODE=quick KERAS_BACKEND=jax $(PY) -m pytest tests $(JAX_SKIP) -m "not full_size" $(XDIST)
 	IMAGEGEN_MODE=quick KERAS_BACKEND=jax $(PY) -m pytest -m full_size tests
 
 lab: $(STAMP)

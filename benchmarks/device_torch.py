@@ -23,7 +23,7 @@ import warnings
 from device_check import GUIDANCE
 from device_record import Bench, Unavailable, row_shape
 
-# imagegen.stable_diffusion.schedulers.SD15_SCHEDULER, copied: importing imagegen would import Keras and JAX here
+# imagegen.stable_diffusion.diffusers.SD15_SCHEDULER, copied: importing imagegen would import Keras and JAX here
 # (tests/test_device_check.py checks that the two agree).
 SD15_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
                       clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading",

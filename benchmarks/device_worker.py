@@ -92,12 +92,12 @@ def jax_peak():
 def build_ours(setup, dtype):
     import keras
 
-    from imagegen.stable_diffusion import StableDiffusion, get_scheduler
+    from imagegen.diffusion import get_scheduler
+    from imagegen.stable_diffusion import from_config_name
 
     keras.utils.set_random_seed(0)
     size = setup["img_size"]
-    pipeline = StableDiffusion.from_config_name(setup["config"], img_height=size, img_width=size, dtype=dtype,
-                                                progress=False)
+    pipeline = from_config_name(setup["config"], img_height=size, img_width=size, dtype=dtype, progress=False)
     schedulers = {name: get_scheduler(name) for name in setup["steps"]}
 
     def caller(scheduler, batch):

@@ -26,10 +26,10 @@ def main():
 
     import keras
 
-    from imagegen.stable_diffusion import StableDiffusion
+    from imagegen.stable_diffusion import from_preset
 
     start = time.perf_counter()
-    sd = StableDiffusion.from_preset("mini", progress=False)
+    sd = from_preset("mini", progress=False)
     loaded = time.perf_counter() - start
     start = time.perf_counter()
     sd.text_to_image(PROMPT, batch_size=args.batch, num_steps=args.steps, seed=0)

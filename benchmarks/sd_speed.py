@@ -30,9 +30,9 @@ def build(which, size):
 
     keras.utils.set_random_seed(0)
     if which == "ours":
-        from imagegen.stable_diffusion import StableDiffusion
+        from imagegen.stable_diffusion import from_config_name
 
-        return StableDiffusion.from_config_name("sd-v1", img_height=size, img_width=size)
+        return from_config_name("sd-v1", img_height=size, img_width=size)
     import keras_cv
     from keras_cv.models.stable_diffusion import Decoder, DiffusionModel, TextEncoder
 

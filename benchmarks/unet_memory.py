@@ -64,18 +64,19 @@ def build(config, policy):
     import keras
 
     from imagegen.clip import TextEncoder
-    from imagegen.stable_diffusion import unet as unet_module, vae as vae_module
-    from imagegen.stable_diffusion.presets import CONFIGS, dtype_policy
+    from imagegen.stable_diffusion import autoencoder, unet as unet_module
+    from imagegen.keras_common import dtype_policy_scope
+    from imagegen.stable_diffusion.presets import CONFIGS
     from imagegen.stable_diffusion.unet import UNet
-    from imagegen.stable_diffusion.vae import Decoder, ImageEncoder
+    from imagegen.stable_diffusion.autoencoder import Decoder, Encoder
 
     spec = CONFIGS[config]
-    with keras.StatelessScope(), dtype_policy(policy):
+    with keras.StatelessScope(), dtype_policy_scope(policy):
         unet = UNet(**{**unet_module.CONFIGS[spec["unet"]], "context_dim": spec["text"]["width"]})
         text_encoder = TextEncoder(**spec["text"])
-    with keras.StatelessScope(), dtype_policy("float32"):
-        decoder = Decoder(**vae_module.CONFIGS[spec["vae"]])
-        image_encoder = ImageEncoder(**vae_module.CONFIGS[spec["vae"]])
+    with keras.StatelessScope(), dtype_policy_scope("float32"):
+        decoder = Decoder(**autoencoder.CONFIGS[spec["vae"]])
+        image_encoder = Encoder(**autoencoder.CONFIGS[spec["vae"]])
     return unet, decoder, (text_encoder, image_encoder)
 
 

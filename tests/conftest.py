@@ -41,7 +41,7 @@ def diffusers_folder(tmp_path_factory):
         for module in (unet, vae, text):
             for parameter in module.parameters():
                 parameter.add_(0.05 * torch.randn_like(parameter))
-    from imagegen.stable_diffusion.schedulers import SD15_SCHEDULER
+    from imagegen.stable_diffusion.diffusers import SD15_SCHEDULER
 
     diffusers.DDIMScheduler(**SD15_SCHEDULER).save_pretrained(folder / "scheduler")  # SD 1.5's published settings
     unet.save_pretrained(folder / "unet")

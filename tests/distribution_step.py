@@ -19,7 +19,8 @@ if backend == "tensorflow":
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from imagegen import config  # noqa: E402
+from imagegen.devices import distribution_scope, get_strategy, num_replicas  # noqa: E402
+from imagegen.environment import set_seed  # noqa: E402
 
 rng = np.random.default_rng(0)
 x = rng.normal(size=(16, 4)).astype("float32")
@@ -34,14 +35,14 @@ def build(initial_weights=None):
     return model
 
 
-config.set_seed(0)
+set_seed(0)
 single = build()
 initial = [np.array(w) for w in single.get_weights()]
 single.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
 
-with config.distribution_scope(devices):
+with distribution_scope(devices):
     distributed = build(initial)
-replicas = config.num_replicas() if backend == "jax" else config.get_strategy(devices).num_replicas_in_sync
+replicas = num_replicas() if backend == "jax" else get_strategy(devices).num_replicas_in_sync
 distributed.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
 
 difference = max(float(np.max(np.abs(a - b))) for a, b in zip(single.get_weights(), distributed.get_weights()))

@@ -172,6 +172,24 @@ def test_contrastive_loss_is_low_for_matching_pairs():
     assert float(contrastive_loss(np.zeros((5, 5), "float32"))) == pytest.approx(np.log(5), rel=1e-5)
 
 
+def test_image_encoder_keeps_the_layout_saved_models_have():
+    """Its residual blocks are diffusion's (without time): names, shapes, groups, epsilons and init stay as saved."""
+    model = build_image_encoder(16, (8, 16), feature_dims=16)
+    layout = []
+    for layer in model.layers:
+        if layer.weights:
+            norm = type(layer).__name__ == "GroupNormalization"
+            detail = (layer.groups, layer.epsilon) if norm else type(getattr(layer, "kernel_initializer", None)).__name__
+            layout.append((layer.name, [tuple(w.shape) for w in layer.weights], detail))
+    block = lambda s, c, cin: [(f"stage{s}_block_norm1", [(cin,), (cin,)], (8, 0.001)),  # noqa: E731
+                               (f"stage{s}_block_conv1", [(3, 3, cin, c), (c,)], "GlorotUniform"),
+                               (f"stage{s}_block_norm2", [(c,), (c,)], (8, 0.001)),
+                               (f"stage{s}_block_conv2", [(3, 3, c, c), (c,)], "Zeros")]
+    assert layout == [("stem", [(3, 3, 3, 8), (8,)], "GlorotUniform"), *block(0, 8, 8),
+                      ("stage1_downsample", [(3, 3, 8, 16), (16,)], "GlorotUniform"), *block(1, 16, 16),
+                      ("features", [(16, 16), (16,)], "GlorotUniform"), ("final_layer_norm", [(16,), (16,)], "NoneType")]
+
+
 def tiny_clip():
     keras.utils.set_random_seed(0)
     return CLIP(build_image_encoder(16, (8, 16), feature_dims=16), tiny_text_encoder(vocabulary_size=49408, end_token_id=49407), embedding_dims=8)
@@ -223,10 +241,44 @@ def test_text_encoder_matches_keras_cv_on_its_weights():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(ids)), expected, atol=1e-4)
 
 
+def keras_cv_style_text_encoder(width=64, num_heads=4, num_layers=3, max_length=8, vocabulary_size=100, activation=None):
+    """A text encoder of any size built from KerasCV's own layers, as KerasCV's ``TextEncoder`` is (random weights)."""
+    kcv = pytest.importorskip("keras_cv.src.models.stable_diffusion.text_encoder")
+    tokens = keras.Input((max_length,), dtype="int32")
+    positions = keras.Input((max_length,), dtype="int32")
+    x = kcv.CLIPEmbedding(vocabulary_size, width, max_length)([tokens, positions])
+    for _ in range(num_layers):
+        x = kcv.CLIPEncoderLayer(width, num_heads, activation=activation or kcv.quick_gelu)(x)
+    return keras.Model([tokens, positions], keras.layers.LayerNormalization(epsilon=1e-5)(x))
+
+
+def test_from_keras_cv_reads_the_layer_and_head_counts_from_the_model():
+    """Heads of 16 channels, not SD's 64: counting weights cannot tell, KerasCV's layers can."""
+    keras.utils.set_random_seed(2)
+    theirs = keras_cv_style_text_encoder(width=64, num_heads=4, num_layers=3)
+    ours = TextEncoder.from_keras_cv(theirs)
+    assert (ours.config["num_layers"], ours.config["num_heads"], ours.max_length, ours.width) == (3, 4, 8, 64)
+    ids = np.random.default_rng(0).integers(0, 100, (2, 8)).astype("int32")
+    positions = np.tile(np.arange(8, dtype="int32"), (2, 1))
+    expected = keras.ops.convert_to_numpy(theirs([ids, positions]))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(ours(ids)), expected, atol=1e-4)
+
+
+def test_from_keras_cv_says_what_it_cannot_read_and_how_to_fix_it():
+    with pytest.raises(ValueError, match=r"no CLIPEmbedding layer.*pass a KerasCV text encoder"):
+        TextEncoder.from_keras_cv(keras.Sequential([keras.Input((8,), dtype="int32"), keras.layers.Embedding(100, 16)]))
+    with pytest.raises(ValueError, match=r"no CLIPEncoderLayer.*pass num_layers=.*num_heads="):
+        TextEncoder.from_keras_cv(keras_cv_style_text_encoder(width=16, num_layers=0))
+    unknown = keras_cv_style_text_encoder(width=16, num_heads=2, num_layers=1, activation=keras.ops.relu)
+    with pytest.raises(ValueError, match=r"activation.*pass activation="):
+        TextEncoder.from_keras_cv(unknown)
+    assert TextEncoder.from_keras_cv(unknown, activation="gelu").config["activation"] == "gelu"
+
+
 def test_pretrained_encoders_fail_fast_offline(monkeypatch):
     import time
 
-    from imagegen.data.download import OfflineError
+    from imagegen.network import OfflineError
     from imagegen.stable_diffusion.presets import load_text_encoder
 
     monkeypatch.setenv("IMAGEGEN_OFFLINE", "1")

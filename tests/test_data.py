@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from imagegen import data
-from imagegen.data import OfflineError
+from imagegen.network import OfflineError
 
 
 def test_quick_digits_are_real_digits_upsampled():

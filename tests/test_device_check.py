@@ -110,7 +110,7 @@ def test_files_stay_short():  # the project's convention: every code file 300 li
 
 def test_diffusers_scheduler_settings_are_sd15s():
     pytest.importorskip("keras")
-    from imagegen.stable_diffusion.schedulers import SD15_SCHEDULER
+    from imagegen.stable_diffusion.diffusers import SD15_SCHEDULER
 
     assert _benchmarks_module("device_torch").SD15_SCHEDULER == SD15_SCHEDULER
 

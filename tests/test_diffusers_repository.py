@@ -11,9 +11,10 @@ import shutil
 import numpy as np
 import pytest
 
-from imagegen.stable_diffusion import SamplingSchedule, StableDiffusion
+from imagegen.diffusion import DiscreteSchedule
+from imagegen.stable_diffusion import StableDiffusion, from_diffusers
+from imagegen.stable_diffusion.diffusers import SD15_SCHEDULER
 from imagegen.stable_diffusion.repository import fetch, select_files
-from imagegen.stable_diffusion.schedulers import SD15_SCHEDULER
 
 # SD 1.5's repository as the Hub lists it (stable-diffusion-v1-5/stable-diffusion-v1-5). The names are the
 # repository's; the sizes are computed from each part's parameter count (4 bytes each, 2 in the .fp16 files;
@@ -77,14 +78,11 @@ def test_fp16_only_repositories_and_refusals():
 
 
 def test_hub_download_asks_for_exactly_the_selected_files(monkeypatch, tmp_path):
-    import importlib
-
+    from imagegen import network
     from imagegen.stable_diffusion import repository
 
-    download = importlib.import_module("imagegen.data.download")
-
     asked = {}
-    monkeypatch.setattr(download, "is_reachable", lambda url, timeout=3.0: True)
+    monkeypatch.setattr(network, "is_reachable", lambda url, timeout=3.0: True)
     monkeypatch.setattr(repository, "hub_listing", lambda repo, revision=None: SD15_LISTING)
 
     def snapshot_download(repo, revision=None, allow_patterns=None):
@@ -99,20 +97,22 @@ def test_hub_download_asks_for_exactly_the_selected_files(monkeypatch, tmp_path)
 
 
 def test_offline_hub_repository_fails_fast(monkeypatch):
-    from imagegen.data.download import OfflineError
+    from imagegen.network import OfflineError
 
     monkeypatch.setenv("IMAGEGEN_OFFLINE", "1")
     with pytest.raises(OfflineError, match="unreachable"):
-        StableDiffusion.from_diffusers("someone/some-model")
+        from_diffusers("someone/some-model")
 
 
 @pytest.mark.parametrize("spacing", ["leading", "trailing", "linspace"])
 def test_schedule_plans_match_diffusers_ddim(spacing):
     diffusers = pytest.importorskip("diffusers")
     config = {**SD15_SCHEDULER, "timestep_spacing": spacing}
-    schedule, prediction = SamplingSchedule.from_diffusers(config)
+    schedule, prediction = DiscreteSchedule.from_diffusers(config)
     assert prediction == "epsilon"
-    for steps in (1, 7, 25, 50):
+    (one,) = schedule.plan(1)  # diffusers starts a one-step plan at timestep 0 or 1, which turns noise into noise
+    assert one.timestep == 999 and one.a_next == pytest.approx(float(schedule.final_alpha_bar))
+    for steps in (7, 25, 50):
         theirs = diffusers.DDIMScheduler(**config)
         theirs.set_timesteps(steps)
         plan = schedule.plan(steps)
@@ -126,9 +126,9 @@ def test_schedule_plans_match_diffusers_ddim(spacing):
 def test_schedule_config_refusals():
     for key in ("thresholding", "rescale_betas_zero_snr"):
         with pytest.raises(ValueError, match=key):
-            SamplingSchedule.from_diffusers({**SD15_SCHEDULER, key: True})
+            DiscreteSchedule.from_diffusers({**SD15_SCHEDULER, key: True})
     with pytest.raises(ValueError, match="prediction_type"):
-        SamplingSchedule.from_diffusers({**SD15_SCHEDULER, "prediction_type": "sample"})
+        DiscreteSchedule.from_diffusers({**SD15_SCHEDULER, "prediction_type": "sample"})
 
 
 def _with_scheduler(folder, tmp_path, **changes):
@@ -164,7 +164,7 @@ def _compare_with_diffusers(ours, folder, models, prompt, steps, seed, label):
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
 def test_same_image_as_diffusers_pipeline(diffusers_folder, tmp_path, prediction_type):
     folder = _with_scheduler(diffusers_folder[0], tmp_path, prediction_type=prediction_type)
-    ours = StableDiffusion.from_diffusers(folder, img_height=16, img_width=16, jit_compile=False, progress=False)
+    ours = from_diffusers(folder, img_height=16, img_width=16, jit_compile=False, progress=False)
     assert ours.unet.config["prediction"] == {"epsilon": "epsilon", "v_prediction": "v"}[prediction_type]
     _compare_with_diffusers(ours, folder, diffusers_folder, "an astronaut riding a horse", 6, 3, prediction_type)
 
@@ -173,7 +173,7 @@ def test_old_vae_attention_names_load(diffusers_folder, tmp_path):
     from safetensors.numpy import load_file, save_file
 
     folder, *_ = diffusers_folder
-    reference = StableDiffusion.from_diffusers(folder, img_height=16, img_width=16, jit_compile=False)
+    reference = from_diffusers(folder, img_height=16, img_width=16, jit_compile=False)
     old = _with_scheduler(folder, tmp_path)
     path = old / "vae" / "diffusion_pytorch_model.safetensors"
     renames = {".to_q.": ".query.", ".to_k.": ".key.", ".to_v.": ".value.", ".to_out.0.": ".proj_attn."}
@@ -184,7 +184,7 @@ def test_old_vae_attention_names_load(diffusers_folder, tmp_path):
         tensors[name] = value
     assert any(".proj_attn." in name for name in tensors)
     save_file(tensors, str(path))
-    loaded = StableDiffusion.from_diffusers(old, img_height=16, img_width=16, jit_compile=False)
+    loaded = from_diffusers(old, img_height=16, img_width=16, jit_compile=False)
     latents = np.random.default_rng(0).normal(size=(1, 8, 8, 4)).astype("float32")
     np.testing.assert_allclose(np.asarray(loaded.decoder(latents)), np.asarray(reference.decoder(latents)), atol=1e-6)
 
@@ -194,14 +194,14 @@ def test_refuses_models_it_cannot_run(diffusers_folder, tmp_path):
     copy = _with_scheduler(folder, tmp_path)
     (copy / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionXLPipeline"}))
     with pytest.raises(ValueError, match="SDXL"):
-        StableDiffusion.from_diffusers(copy)
+        from_diffusers(copy)
     (copy / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
     config = json.loads((copy / "unet" / "config.json").read_text())
     for changes, reason in (({"in_channels": 9}, "inpainting"), ({"addition_embed_type": "text_time"}, "SDXL"),
                             ({"class_embed_type": "timestep"}, "upscaler")):
         (copy / "unet" / "config.json").write_text(json.dumps({**config, **changes}))
         with pytest.raises(ValueError, match=reason):
-            StableDiffusion.from_diffusers(copy)
+            from_diffusers(copy)
 
 
 def test_v_prediction_config_is_honoured_with_a_v_trained_unet():
@@ -219,7 +219,7 @@ def test_v_prediction_config_is_honoured_with_a_v_trained_unet():
     expected = reference.generate_image(context, batch_size=3, num_steps=25, diffusion_noise=noise).astype("float32")
     distances = {}
     for prediction_type in ("v_prediction", "epsilon"):
-        schedule, prediction = SamplingSchedule.from_diffusers({**SD15_SCHEDULER, "prediction_type": prediction_type})
+        schedule, prediction = DiscreteSchedule.from_diffusers({**SD15_SCHEDULER, "prediction_type": prediction_type})
         told = UNet(**{**unet.config, "prediction": prediction})  # as the loader builds it from the config
         told.set_weights(unet.get_weights())
         sd = StableDiffusion(text_encoder, told, decoder, image_encoder, img_height=64, img_width=64, progress=False,
@@ -266,7 +266,7 @@ def sd2_folder(tmp_path_factory):
 
 def test_sd2_shaped_model_draws_what_diffusers_draws(sd2_folder):
     folder, unet, vae, text, torch = sd2_folder
-    ours = StableDiffusion.from_diffusers(folder, jit_compile=False, progress=False)
+    ours = from_diffusers(folder, jit_compile=False, progress=False)
     assert (ours.img_height, ours.unet.config["prediction"], ours.unet.config["num_heads"]) == (16, "v", (2, 4))
     ids = ours.tokenizer(["a red flower"])
     assert ids[0, 4] == 49407 and (ids[0, 5:] == 0).all()  # padded with "!", as SD 2.x's tokenizer does

@@ -4,40 +4,36 @@ import keras
 import numpy as np
 import pytest
 
-from imagegen import config
 from imagegen.diffusion import (
     CosineSchedule,
     DiffusionModel,
     DiscreteSchedule,
     build_unet,
+    DDIM,
+    DPMSolverPlusPlus,
     classifier_free_guidance,
-    ddim_invert,
-    ddim_sample,
     get_schedule,
+    get_scheduler,
+    invert,
+    sample,
 )
+from imagegen.diffusion.spacing import SPACINGS
+from imagegen.environment import set_seed
 
 SCHEDULES = [CosineSchedule(), DiscreteSchedule.linear(), DiscreteSchedule.scaled_linear()]
 
 
-def alpha_bar_at(schedule, time):
-    """alpha_bar for a network time, the way each schedule defines it."""
-    if isinstance(schedule, CosineSchedule):
-        return float(schedule.alpha_bar(time))
-    return float(schedule.alpha_bars[int(round(time * 1000))])
-
-
 def one_point_oracle(schedule, point):
     """The exact noise for data that is a single point x*: eps = (x_t - sqrt(a) x*) / sqrt(1 - a)."""
-    def denoise(x, time):
-        a = alpha_bar_at(schedule, time)
+    def denoise(x, timestep, a):
+        assert a == pytest.approx(float(schedule.alpha_bar(timestep)), rel=1e-9)  # the plan's level is the timestep's
         return (keras.ops.convert_to_numpy(x) - np.sqrt(a) * point) / np.sqrt(1 - a)
     return denoise
 
 
-def gaussian_oracle(schedule, mean, std):
+def gaussian_oracle(mean, std):
     """The optimal denoiser for data ~ N(mean, std^2): E[x0 | x_t] = mean + sqrt(a) std^2 (x_t - sqrt(a) mean) / (a std^2 + 1 - a)."""
-    def denoise(x, time):
-        a = alpha_bar_at(schedule, time)
+    def denoise(x, timestep, a):
         x = keras.ops.convert_to_numpy(x)
         x0 = mean + np.sqrt(a) * std**2 * (x - np.sqrt(a) * mean) / (a * std**2 + 1 - a)
         return (x - np.sqrt(a) * x0) / np.sqrt(1 - a)
@@ -48,12 +44,11 @@ def gaussian_oracle(schedule, mean, std):
 
 def test_cosine_schedule_ends_where_specified_and_is_monotone():
     schedule = CosineSchedule(min_signal_rate=0.02, max_signal_rate=0.95)
-    signal, noise = (keras.ops.convert_to_numpy(r) for r in schedule.rates(np.array([0.0, 1.0])))
+    signal, noise = (keras.ops.convert_to_numpy(r) for r in schedule.rates(np.array([0.0, 1000.0])))
     np.testing.assert_allclose(signal, [0.95, 0.02], rtol=1e-5)
     np.testing.assert_allclose(signal**2 + noise**2, 1.0, rtol=1e-5)
-    alpha_bars = schedule.alpha_bar(np.linspace(0, 1, 101))
+    alpha_bars = schedule.alpha_bar(np.linspace(0, 1000, 101))
     assert np.all(np.diff(alpha_bars) < 0)
-    np.testing.assert_allclose(schedule.time_for_alpha_bar(schedule.alpha_bar(0.3)), 0.3, atol=1e-6)
 
 
 def test_scaled_linear_is_stable_diffusions_schedule():
@@ -71,14 +66,44 @@ def test_linear_is_ddpms_schedule_and_timesteps_match_keras_cv():
     schedule = DiscreteSchedule.linear()
     np.testing.assert_allclose(schedule.alpha_bars[0], 1 - 1e-4)
     assert schedule.alpha_bars[-1] < 1e-4
-    timesteps = DiscreteSchedule.scaled_linear().sampling_timesteps(50)
-    assert timesteps[0] == 981 and timesteps[-1] == 1 and len(timesteps) == 50  # range(1, 1000, 20) reversed
+    timesteps = DiscreteSchedule.scaled_linear().timesteps(50)
+    assert timesteps[0] == 999 and timesteps[-1] == 0 and len(timesteps) == 50  # round(i * 999 / 49), reversed
+    assert list(DiscreteSchedule.scaled_linear().timesteps(5)) == [999, 749, 500, 250, 0]  # KerasCV's 5 steps
+
+
+@pytest.mark.parametrize("spacing", SPACINGS)
+def test_every_plan_has_exactly_the_steps_asked_for(spacing):
+    """n = 1 to 1000, for every spacing (and the cosine schedule): n steps, noisiest first, each to a cleaner level.
+
+    The old rule, range(1, T, T // n), gave n + 1 or more steps whenever n did not divide 1000.
+    """
+    schedule = DiscreteSchedule.scaled_linear(spacing=spacing, steps_offset=1 if spacing == "leading" else 0)
+    for n in range(1, 1001):
+        plan = schedule.plan(n)
+        timesteps = np.array([step.timestep for step in plan])
+        assert len(plan) == n and 0 <= timesteps.min() and timesteps.max() <= 999, n
+        assert np.all(np.diff(timesteps) < 0) and all(step.a_next > step.a_t for step in plan), n
+    for n in (1, 7, 30, 600, 1000):
+        assert len(CosineSchedule().plan(n)) == n
+
+
+@pytest.mark.parametrize("schedule", [CosineSchedule(), DiscreteSchedule.scaled_linear(),
+                                      DiscreteSchedule.scaled_linear(spacing="leading", steps_offset=1)],
+                         ids=["cosine", "keras_cv", "leading"])
+def test_one_step_starts_at_the_noisiest_level_and_lands_on_data(schedule):
+    """num_steps=1 once returned decoded noise: its one step started at timestep 0 (or 1)."""
+    (step,) = schedule.plan(1)
+    assert step.timestep == schedule.plan(1000)[0].timestep and step.a_t < 0.005
+    point = np.full((1, 2, 2, 1), 0.7, "float32")
+    noise = np.random.default_rng(0).normal(size=point.shape).astype("float32")
+    result = sample(one_point_oracle(schedule, point), noise, DDIM(schedule), 1)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(result), point, atol=0.05)
 
 
 def test_discretised_cosine_matches_the_continuous_one():
     cosine = CosineSchedule()
     discrete = DiscreteSchedule.from_continuous(cosine, 1000)
-    np.testing.assert_allclose(discrete.alpha_bars, cosine.alpha_bar(np.arange(1, 1001) / 1000), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(discrete.alpha_bars, cosine.alpha_bar(np.arange(1, 1001)), rtol=1e-6, atol=1e-9)
 
 
 def test_schedules_by_name_and_bad_names():
@@ -94,16 +119,16 @@ def test_schedules_by_name_and_bad_names():
 @pytest.mark.parametrize("eta", [0.0, 1.0])
 def test_oracle_sampler_recovers_a_one_point_data_set(schedule, eta):
     point = np.random.default_rng(0).uniform(-1, 1, size=(3, 4, 4, 2)).astype("float32")
-    times, alpha_bars = schedule.sampling_plan(10)
     noise = np.random.default_rng(1).normal(size=point.shape).astype("float32")
-    result = ddim_sample(one_point_oracle(schedule, point), noise, times, alpha_bars, eta=eta, seed=3)
+    result = sample(one_point_oracle(schedule, point), noise, DDIM(schedule, eta=eta, seed=3), 10)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(result), point, atol=1e-4)
 
 
-def oracle_samples(schedule, num_steps, eta, mean=0.5, std=0.6, count=20_000):
-    times, alpha_bars = schedule.sampling_plan(num_steps)
+def oracle_samples(schedule, num_steps, eta, mean=0.5, std=0.6, count=20_000, scheduler="ddim"):
     noise = np.random.default_rng(2).normal(size=(count, 1, 1, 1)).astype("float32")
-    return keras.ops.convert_to_numpy(ddim_sample(gaussian_oracle(schedule, mean, std), noise, times, alpha_bars, eta=eta, seed=4))
+    options = {"eta": eta, "seed": 4} if eta else {}
+    return keras.ops.convert_to_numpy(sample(gaussian_oracle(mean, std), noise, get_scheduler(scheduler, schedule, **options),
+                                             num_steps))
 
 
 @pytest.mark.parametrize("eta", [0.0, 1.0])
@@ -116,6 +141,18 @@ def test_oracle_sampler_converges_to_the_data_distribution(eta):
         assert abs(samples.mean() - 0.5) < 0.03
         errors.append(abs(samples.std() - 0.6))
     assert errors[0] > errors[1] > errors[2] and errors[2] < 0.025  # discretisation error shrinks with steps
+
+
+def test_both_samplers_solve_the_same_ode_in_pixel_space():
+    """DDIM and DPM-Solver++(2M) on one plan and oracle converge to one solution (DDIM at 500 steps, same noise)."""
+    schedule = DiscreteSchedule.scaled_linear()
+    exact = oracle_samples(schedule, 500, 0.0, count=2000)
+    errors = {name: [np.abs(oracle_samples(schedule, n, 0.0, count=2000, scheduler=name) - exact).mean() for n in (10, 100)]
+              for name in ("ddim", "dpm++2m")}
+    assert all(coarse > fine and fine < 0.01 for coarse, fine in errors.values()), errors
+    with pytest.raises(ValueError, match="eta is DDIM's"):
+        get_scheduler("dpm++2m", schedule, eta=1.0)
+    assert isinstance(get_scheduler("dpm++2m", schedule), DPMSolverPlusPlus)
 
 
 def test_cosine_schedule_ends_at_the_posterior_mean_of_its_cleanest_level():
@@ -133,13 +170,13 @@ def test_cosine_schedule_ends_at_the_posterior_mean_of_its_cleanest_level():
 
 @pytest.mark.parametrize("schedule", [CosineSchedule(), DiscreteSchedule.scaled_linear()], ids=lambda s: s.name)
 def test_inversion_then_sampling_returns_the_image(schedule):
-    times, alpha_bars = schedule.sampling_plan(50)
+    plan = schedule.plan(50)
     data = np.random.default_rng(5).normal(0.1, 0.3, size=(64, 2, 2, 1)).astype("float32")
-    oracle = gaussian_oracle(schedule, 0.1, 0.3)
+    oracle = gaussian_oracle(0.1, 0.3)
     errors = {}
     for refine_steps in (0, 15):  # fixed-point error shrinks geometrically (by ~0.54 per iteration at worst here)
-        noise = ddim_invert(oracle, data, times, alpha_bars, refine_steps=refine_steps)
-        back = keras.ops.convert_to_numpy(ddim_sample(oracle, noise, times, alpha_bars))
+        noise = invert(oracle, data, plan, refine_steps=refine_steps)
+        back = keras.ops.convert_to_numpy(sample(oracle, noise, DDIM(schedule), 50))
         errors[refine_steps] = np.max(np.abs(back - data))
         assert keras.ops.convert_to_numpy(noise).std() > 2 * data.std()  # it really went to the noise end
     assert errors[15] < 1e-3  # refined inversion is exact for a consistent denoiser
@@ -149,7 +186,7 @@ def test_inversion_then_sampling_returns_the_image(schedule):
 # -- the model ------------------------------------------------------------------------------
 
 def tiny_model(**kwargs):
-    config.set_seed(0)
+    set_seed(0)
     network = build_unet(8, 3, widths=(8, 16), block_depth=1, embedding_dims=16)
     model = DiffusionModel(network, seed=0, **kwargs)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
@@ -236,7 +273,7 @@ CONTEXT_LENGTH, CONTEXT_DIM = 4, 6
 
 
 def tiny_conditional_model(**kwargs):
-    config.set_seed(0)
+    set_seed(0)
     network = build_unet(8, 3, widths=(8, 16), block_depth=1, attention_resolutions=(4,), embedding_dims=16,
                          context_dim=CONTEXT_DIM, context_length=CONTEXT_LENGTH, heads=2)
     model = DiffusionModel(network, seed=0, **kwargs)
@@ -261,13 +298,14 @@ def test_guidance_scale_one_equals_the_conditional_prediction():
     model.fit({"images": tiny_images(16), "context": contexts(16)}, epochs=2, batch_size=8, verbose=0)  # non-trivial weights
     x = np.random.default_rng(1).normal(size=(3, 8, 8, 3)).astype("float32")
     context, negative = contexts(3, seed=2), contexts(3, seed=3)
-    times = np.full((3, 1), 0.6, "float32")
+    times = np.full((3, 1), 600.0, "float32")
+    a_t = float(model.schedule.alpha_bar(600.0))
     conditional = keras.ops.convert_to_numpy(model.ema_network([x, times, context]))
     unconditional = keras.ops.convert_to_numpy(model.ema_network([x, times, negative]))
-    guided_one = keras.ops.convert_to_numpy(model.denoiser(True, context, negative, 1.0)(x, 0.6))
+    guided_one = keras.ops.convert_to_numpy(model.denoiser(True, context, negative, 1.0)(x, 600.0, a_t))
     np.testing.assert_allclose(guided_one, conditional, atol=1e-5)
     # At s = 3 the single doubled-batch call equals the two predictions combined by hand.
-    guided = keras.ops.convert_to_numpy(model.denoiser(True, context, negative, 3.0)(x, 0.6))
+    guided = keras.ops.convert_to_numpy(model.denoiser(True, context, negative, 3.0)(x, 600.0, a_t))
     np.testing.assert_allclose(guided, unconditional + 3.0 * (conditional - unconditional), atol=1e-4)
     assert np.abs(conditional - unconditional).max() > 1e-4  # the context matters
 
@@ -325,20 +363,21 @@ def test_training_power_moves_training_times_towards_high_noise():
     seed = keras.random.SeedGenerator(0)
     t_uniform = keras.ops.convert_to_numpy(uniform.training_levels(20_000, seed)[0])
     t_skewed = keras.ops.convert_to_numpy(skewed.training_levels(20_000, seed)[0])
-    assert abs(t_uniform.mean() - 0.5) < 0.02 and abs(t_skewed.mean() - 2 / 3) < 0.02  # E[sqrt(u)] = 2/3
+    assert abs(t_uniform.mean() - 500) < 20 and abs(t_skewed.mean() - 2000 / 3) < 20  # E[sqrt(u)] = 2/3
     assert skewed.get_config()["training_power"] == 0.5
     with pytest.raises(ValueError, match="training_power"):
         CosineSchedule(training_power=0)
 
 
 def test_v_prediction_targets_and_conversion_to_noise():
-    config.set_seed(0)
+    set_seed(0)
     network = build_unet(8, 3, widths=(8, 16), block_depth=1, embedding_dims=16)  # zero-initialised output: v = 0
     model = DiffusionModel(network, prediction="v", seed=0)
     x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
-    alpha_bar = float(model.schedule.alpha_bar(0.7))
+    alpha_bar = float(model.schedule.alpha_bar(700.0))
     # noise = noise_rate * x_t + signal * v, and v = 0 here
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.denoiser(False)(x, 0.7)), np.sqrt(1 - alpha_bar) * x, atol=1e-6)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.denoiser(False)(x, 700.0, alpha_bar)), np.sqrt(1 - alpha_bar) * x,
+                               atol=1e-6)
     images = np.random.default_rng(1).uniform(size=(4, 8, 8, 3)).astype("float32")
     _, target = model(images, training=True)
     assert target.shape == (4, 8, 8, 3)
@@ -349,7 +388,19 @@ def test_v_prediction_targets_and_conversion_to_noise():
         DiffusionModel(network, prediction="x0")
 
 
-def test_discrete_schedule_alpha_bar_reads_network_times():
+def test_discrete_schedule_alpha_bar_reads_timesteps():
     schedule = DiscreteSchedule.scaled_linear()
-    assert schedule.alpha_bar(0.5) == schedule.alpha_bars[500]
-    np.testing.assert_array_equal(schedule.alpha_bar(np.array([0.0, 0.999])), schedule.alpha_bars[[0, 999]])
+    assert schedule.alpha_bar(500) == schedule.alpha_bars[500]
+    np.testing.assert_array_equal(schedule.alpha_bar(np.array([0.0, 999.0])), schedule.alpha_bars[[0, 999]])
+
+
+def test_samplers_and_conversions_keep_float32_with_numpy_levels():
+    """Levels read from numpy tables arrive as np.float64: tensors must stay float32 on every backend."""
+    from imagegen.diffusion import add_noise, to_epsilon
+
+    x = keras.ops.ones((1, 2, 2, 1), dtype="float32")
+    a_t, a_next = np.float64(0.5), np.float64(0.7)
+    outputs = [add_noise(x, x, a_t), to_epsilon(x, x, a_t, "v")]
+    for scheduler in (DDIM(), DDIM(eta=1.0, seed=0), DPMSolverPlusPlus()):
+        outputs.extend(scheduler.step(x, x, a_t, a_next)[:2])
+    assert {keras.backend.standardize_dtype(y.dtype) for y in outputs} == {"float32"}

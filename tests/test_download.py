@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from imagegen.data import ChecksumError, OfflineError, download, is_reachable
+from imagegen.data import ChecksumError, download
+from imagegen.network import OfflineError, is_reachable
 
 PAYLOAD = b"weights " * 5000
 PAYLOAD_SHA256 = hashlib.sha256(PAYLOAD).hexdigest()

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from imagegen import config
 from imagegen.classifier import ToyFlowerClassifier
 from imagegen.data import toy_flowers
+from imagegen.environment import set_seed
 from imagegen.metrics import KIDTracker, kernel_inception_distance, polynomial_kernel
 
 
@@ -34,7 +34,7 @@ def test_kid_rejects_mismatched_features():
 
 
 def test_classifier_reads_colours_and_gives_features():
-    config.set_seed(0)
+    set_seed(0)
     classifier = ToyFlowerClassifier(image_size=16)
     held_out = classifier.fit(num_images=1500, epochs=4)
     assert held_out["color"] > 0.7  # eight colours: chance is 0.125

@@ -1,4 +1,4 @@
-"""The mini Stable Diffusion: its training parts (tiny configs), the shipped weights, textual inversion, the CLI."""
+"""The mini Stable Diffusion: its training parts (tiny configs), the shipped weights' format, textual inversion, the CLI."""
 
 import json
 
@@ -7,24 +7,24 @@ import pytest
 from keras import ops
 
 from imagegen.diffusion.schedules import DiscreteSchedule, get_schedule
-from imagegen.stable_diffusion import Decoder, ImageEncoder, StableDiffusion, UNet
-from imagegen.stable_diffusion import mini
+from imagegen.stable_diffusion import Decoder, Encoder, StableDiffusion, UNet, from_config_name, from_preset
+from imagegen.stable_diffusion import mini_asset
 from imagegen.stable_diffusion.training import (AutoencoderTrainer, latent_diffusion_model, measure_latent_scale,
                                                 unet_of, with_latent_scale)
 
 RNG = np.random.default_rng(0)
-HAS_MINI = (mini.ASSET_DIR / "mini.safetensors").exists()
+HAS_MINI = (mini_asset.ASSET_DIR / "mini.safetensors").exists()
 needs_mini = pytest.mark.skipif(not HAS_MINI, reason="the mini weights are not built: python -m imagegen.train mini")
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return StableDiffusion.from_config_name("tiny", img_height=32, img_width=32, jit_compile=False, progress=False)
+    return from_config_name("tiny", img_height=32, img_width=32, jit_compile=False, progress=False)
 
 
 @pytest.fixture(scope="module")
 def mini_sd():
-    return StableDiffusion.from_preset("mini", progress=False)
+    return from_preset("mini", progress=False)
 
 
 # -- training parts, tiny ----------------------------------------------------------------------
@@ -32,9 +32,9 @@ def test_discrete_schedule_training_power_favours_noisy_steps():
     import keras
 
     schedule = get_schedule({"name": "scaled_linear", "training_power": 0.5})
-    times, signal, noise = schedule.training_levels(20000, keras.random.SeedGenerator(0))
-    steps = np.rint(ops.convert_to_numpy(times) * 1000)
-    assert steps.min() >= 0 and steps.max() <= 999
+    timesteps, signal, noise = schedule.training_levels(20000, keras.random.SeedGenerator(0))
+    steps = ops.convert_to_numpy(timesteps)
+    assert steps.min() >= 0 and steps.max() <= 999 and np.all(steps == np.rint(steps))  # SD's timesteps themselves
     assert np.mean(steps >= 500) == pytest.approx(1 - 0.5**2, abs=0.02)  # P(u^0.5 >= 0.5) = 0.75
     np.testing.assert_allclose(ops.convert_to_numpy(signal) ** 2 + ops.convert_to_numpy(noise) ** 2, 1.0, atol=1e-5)
     assert get_schedule(schedule.get_config()).training_power == 0.5
@@ -61,7 +61,7 @@ def test_pipeline_turns_v_into_noise_exactly(tiny, monkeypatch):
         noise = (ops.convert_to_numpy(latents) - np.sqrt(a) * x0) / np.sqrt(1 - a)
         return ops.convert_to_tensor((np.sqrt(a) * noise - np.sqrt(1 - a) * x0).astype("float32"))  # v
 
-    monkeypatch.setattr(pipeline, "guided_noise", exact_v)
+    monkeypatch.setattr(pipeline, "guided_prediction", exact_v)
     start = ops.convert_to_tensor(RNG.normal(size=x0.shape).astype("float32"))
     latents = pipeline._denoise(start, None, None, 6, 7.5)
     np.testing.assert_allclose(ops.convert_to_numpy(latents), x0, atol=1e-4)
@@ -70,7 +70,7 @@ def test_pipeline_turns_v_into_noise_exactly(tiny, monkeypatch):
 def test_autoencoder_trainer_learns_and_the_latent_scale_is_measured():
     import keras
 
-    encoder, decoder = ImageEncoder(channels=(8, 16), groups=4, latent_scale=1.0), Decoder(channels=(8, 16), groups=4, latent_scale=1.0)
+    encoder, decoder = Encoder(channels=(8, 16), groups=4, latent_scale=1.0), Decoder(channels=(8, 16), groups=4, latent_scale=1.0)
     trainer = AutoencoderTrainer(encoder, decoder, kl_weight=1e-4, seed=0)
     trainer.compile(optimizer=keras.optimizers.Adam(3e-3))
     images = np.repeat(RNG.uniform(0, 1, (4, 1, 1, 3)), 16, axis=1).repeat(16, axis=2).astype("float32")  # flat colours
@@ -99,24 +99,67 @@ def test_latent_diffusion_model_trains_the_unet_on_sd_timesteps():
     assert isinstance(ema, UNet) and ema is not unet
 
 
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # a stage resumes its weights only
+def test_a_finished_recipe_stage_is_loaded_not_retrained(tmp_path):
+    import keras
+
+    from imagegen.stable_diffusion.mini_recipe import _train_stage
+
+    def trainer():
+        model = AutoencoderTrainer(Encoder(channels=(8,), groups=4, latent_scale=1.0),
+                                   Decoder(channels=(8,), groups=4, latent_scale=1.0), kl_weight=1e-4, seed=0)
+        model.compile(optimizer=keras.optimizers.Adam(1e-3))
+        return model
+
+    images = RNG.uniform(0, 1, (8, 8, 8, 3)).astype("float32")
+    first, stage = trainer(), tmp_path / "vae"
+    history, resumed = _train_stage(first, images, stage, 1, 4, images[:1])
+    assert not resumed and history["seconds"] > 0 and (stage / "done.weights.h5").exists()
+    assert not [path.name for path in stage.iterdir() if path.name.startswith(".")]  # no temporary left behind
+    again = trainer()
+    assert _train_stage(again, images, stage, 1, 4, images[:1]) == (history, True)
+    for ours, theirs in zip(again.get_weights(), first.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+
+
 def test_save_and_load_mini_round_trip_in_float16(tmp_path, tiny):
     modules = (tiny.text_encoder, tiny.unet, tiny.decoder, tiny.image_encoder)
-    mini.save_mini(tmp_path, modules, {"note": "test"})
-    text_encoder, unet, decoder, image_encoder = mini.load_mini(tmp_path)
+    mini_asset.save_mini(tmp_path, modules, {"note": "test"})
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["mini.json", "mini.safetensors"]  # no temporary left
+    text_encoder, unet, decoder, image_encoder = mini_asset.load_mini(tmp_path)
     assert json.loads((tmp_path / "mini.json").read_text())["record"] == {"note": "test"}
+    mini_asset.update_record(tmp_path, prompt_accuracy={"color": 0.5})
+    assert mini_asset.mini_record(tmp_path) == {"note": "test", "prompt_accuracy": {"color": 0.5}}
     latents = RNG.normal(size=(1, 4, 4, 4)).astype("float32")
     np.testing.assert_allclose(ops.convert_to_numpy(decoder(latents)), ops.convert_to_numpy(tiny.decoder(latents)), atol=2e-2)
     assert unet.get_config() == tiny.unet.get_config()
     with pytest.raises(FileNotFoundError, match="python -m imagegen.train mini"):
-        mini.load_mini(tmp_path / "missing")
+        mini_asset.load_mini(tmp_path / "missing")
+
+
+def test_evaluate_prompts_scores_every_canonical_prompt_with_the_given_classifier():
+    from imagegen.stable_diffusion.mini_eval import evaluate_prompts
+
+    class Pipeline:  # stands in for a StableDiffusion: only text_to_image is called
+        def text_to_image(self, prompt, batch_size, num_steps, unconditional_guidance_scale, seed):
+            return np.zeros((batch_size, 8, 8, 3), "uint8")
+
+    class Classifier:  # stands in for a trained ToyFlowerClassifier
+        def accuracy(self, images, colors, petals):
+            assert len(images) == len(colors) == len(petals) and images.max() <= 1.0
+            return {"color": 0.25, "petals": 0.5}
+
+    result = evaluate_prompts(Pipeline(), Classifier(), images_per_prompt=2, num_steps=3, held_out={"color": 1.0})
+    assert result["num_images"] == 96 and result["images"].shape == (96, 8, 8, 3)  # 48 prompts x 2
+    assert (result["color"], result["petals"], result["classifier_held_out"]) == (0.25, 0.5, {"color": 1.0})
 
 
 # -- the shipped mini model ---------------------------------------------------------------------
 @needs_mini
 def test_mini_ships_small_and_loads_offline(mini_sd):
-    assert (mini.ASSET_DIR / "mini.safetensors").stat().st_size <= 30 * 2**20
+    assert (mini_asset.ASSET_DIR / "mini.safetensors").stat().st_size <= 30 * 2**20
     assert (mini_sd.img_height, mini_sd.img_width) == (64, 64)
-    record = mini.mini_record()
+    record = mini_asset.mini_record()
     assert record["recipe"]["image_size"] == 64 and record["train_seconds"] > 0
 
 
@@ -225,7 +268,7 @@ def test_demo_panel_generates_and_reports_a_missing_preset():
     def broken():
         raise FileNotFoundError("no weights here")
 
-    panel = DemoPanel(loaders={"mini": lambda: StableDiffusion.from_preset("mini", progress=False), "broken": broken})
+    panel = DemoPanel(loaders={"mini": lambda: from_preset("mini", progress=False), "broken": broken})
     panel.steps.value, panel.batch.value = 3, 2
     images = panel.generate()
     assert images.shape == (2, 64, 64, 3) and panel.progress.value == 3

@@ -6,9 +6,11 @@ import nbformat
 import numpy as np
 import pytest
 
-from imagegen import branches, config, rehearsal
+from imagegen import branches, devices, environment, modes, rehearsal
 from imagegen.clip import CLIPTokenizer
-from imagegen.data.download import OfflineError, download, sha256_of
+from imagegen.data.download import download, sha256_of
+from imagegen.network import OfflineError
+from imagegen.paths import cache_dir
 
 
 @pytest.fixture
@@ -31,18 +33,18 @@ def test_rehearsal_value_keeps_full_choices_at_quick_sizes():
 
 def test_a_rehearsal_is_full_mode(rehearsing, monkeypatch):
     monkeypatch.setenv("IMAGEGEN_MODE", "quick")
-    assert config.mode() == "full" and not config.is_quick()
-    assert config.pick(quick=3, full=50) == 3 and config.pick(quick="mini", full="sd-v1.4") == "sd-v1.4"
-    assert "mode:     full (rehearsal)" in config.describe()
+    assert modes.mode() == "full" and not modes.is_quick()
+    assert modes.pick(quick=3, full=50) == 3 and modes.pick(quick="mini", full="sd-v1.4") == "sd-v1.4"
+    assert "mode:     full (rehearsal)" in environment.describe()
     assert rehearsal.model_config("sd-v1") == "rehearsal" and rehearsal.image_size(512) == 64
     monkeypatch.delenv("IMAGEGEN_REHEARSAL")
-    assert config.mode() == "quick" and rehearsal.model_config("sd-v1") == "sd-v1"
+    assert modes.mode() == "quick" and rehearsal.model_config("sd-v1") == "sd-v1"
 
 
 def test_download_checks_a_stand_in_against_its_own_digest(rehearsing, monkeypatch):
     monkeypatch.setenv("IMAGEGEN_OFFLINE", "1")
     url = "https://example.org/weights.h5"
-    target = config.cache_dir("stable_diffusion") / "weights.h5"
+    target = cache_dir("stable_diffusion") / "weights.h5"
     target.write_bytes(b"stand-in")
     (rehearsing / rehearsal.STAND_INS).write_text(json.dumps(
         {url: {"algorithm": "sha256", "digest": sha256_of(target)}}))
@@ -91,9 +93,9 @@ def notebook(*sources):
 
 
 def test_branch_check_finds_a_full_mode_branch_the_rehearsal_did_not_run(tmp_path):
-    cell = ("EPOCHS = config.pick(quick=2, full=50)\n"
+    cell = ("EPOCHS = modes.pick(quick=2, full=50)\n"
             "for attempt in range(0):\n"
-            "    if config.is_quick():\n"
+            "    if modes.is_quick():\n"
             "        pass\n")
     book = notebook(cell)
     log = tmp_path / "calls.jsonl"
@@ -105,12 +107,12 @@ def test_branch_check_finds_a_full_mode_branch_the_rehearsal_did_not_run(tmp_pat
 
 
 def test_branch_check_refuses_a_stored_mode(tmp_path):
-    book = notebook("QUICK = config.is_quick()", "x = 1 if QUICK else 2", "if QUICK:\n    pass")
+    book = notebook("QUICK = modes.is_quick()", "x = 1 if QUICK else 2", "if QUICK:\n    pass")
     log = tmp_path / "calls.jsonl"
-    log.write_text(json.dumps({"cell": "QUICK = config.is_quick()", "line": 1}) + "\n")
+    log.write_text(json.dumps({"cell": "QUICK = modes.is_quick()", "line": 1}) + "\n")
     problems = branches.report({"nb.ipynb": book}, log)
     assert len(problems) == 2 and all("hidden from the rehearsal" in p for p in problems)
-    renamed = notebook("from imagegen.config import pick", "from imagegen import config as settings", "from imagegen import config")
+    renamed = notebook("from imagegen.modes import pick", "from imagegen import modes as settings", "from imagegen import modes")
     assert [site.cell for site in branches.mode_sites(renamed, "nb.ipynb")[1]] == [1, 2]
 
 
@@ -131,7 +133,7 @@ def test_sd_text_encoder_needs_no_keras_cv(rehearsing, monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "keras_cv", None)  # import keras_cv now raises ImportError
     encoder = presets.build(rehearsal.model_config("sd-v1"))[0]
     filename, _ = weights.SD_V1_4_FILES["text_encoder"]
-    path = config.cache_dir("stable_diffusion") / filename
+    path = cache_dir("stable_diffusion") / filename
     weights.write_in_order(encoder, path)
     (rehearsing / rehearsal.STAND_INS).write_text(json.dumps(
         {weights.BASE_URL + filename: {"algorithm": "sha256", "digest": sha256_of(path)}}))
@@ -143,7 +145,7 @@ def test_sd_text_encoder_needs_no_keras_cv(rehearsing, monkeypatch, tmp_path):
 
 def test_the_training_strategy_is_made_once():
     pytest.importorskip("tensorflow")
-    if config._backend() != "tensorflow":
+    if devices.backend() != "tensorflow":
         pytest.skip("tf.distribute strategies are the TensorFlow backend's")
-    assert config.get_strategy() is config.get_strategy()
-    assert config.num_replicas() == config.get_strategy().num_replicas_in_sync == 1  # this CPU
+    assert devices.get_strategy() is devices.get_strategy()
+    assert devices.num_replicas() == devices.get_strategy().num_replicas_in_sync == 1  # this CPU

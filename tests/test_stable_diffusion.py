@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from keras import ops
 
-from imagegen.stable_diffusion import DDIM, DPMSolverPlusPlus, StableDiffusion, UNet, alphas_cumprod
-from imagegen.stable_diffusion.schedulers import keras_cv_timesteps
+from imagegen import diffusion
+from imagegen.diffusion import DDIM, DiscreteSchedule, DPMSolverPlusPlus
+from imagegen.stable_diffusion import StableDiffusion, UNet, from_config_name, from_diffusers, from_keras_cv, from_preset
 from imagegen.stable_diffusion.weights import assign_in_order, keras_cv_arrays, write_keras_h5
 
 RNG = np.random.default_rng(0)
@@ -16,7 +17,7 @@ FULL_SIZE = pytest.mark.full_size
 
 @pytest.fixture(scope="module")
 def tiny():
-    return StableDiffusion.from_config_name("tiny", img_height=32, img_width=32, jit_compile=False)
+    return from_config_name("tiny", img_height=32, img_width=32, jit_compile=False)
 
 
 # -- modules, tiny -----------------------------------------------------------------------------
@@ -56,17 +57,21 @@ def test_module_save_load_round_trip(tmp_path, tiny):
     np.testing.assert_allclose(ops.convert_to_numpy(decoder(inputs[0])), ops.convert_to_numpy(tiny.decoder(inputs[0])), atol=1e-6)
 
 
-# -- schedulers ----------------------------------------------------------------------------------
+# -- schedulers: imagegen.diffusion's, the pixel-space model's ---------------------------------------
+def test_the_pipeline_uses_the_pixel_space_samplers(tiny):
+    assert type(tiny.scheduler) is diffusion.DDIM and isinstance(tiny.scheduler.schedule, diffusion.DiscreteSchedule)
+
+
 def test_ddim_plan_is_keras_cv_s():
-    assert list(keras_cv_timesteps(5)) == [0, 250, 500, 749, 999]
     plan = DDIM().plan(5)
-    assert [t for t, _, _ in plan] == [999, 749, 500, 250, 0]
-    assert plan[-1][2] == 1.0 and plan[0][2] == pytest.approx(alphas_cumprod()[749])
+    assert [t for t, _, _ in plan] == [999, 749, 500, 250, 0]  # KerasCV's round(i * 999 / 4), noisiest first
+    alphas = DiscreteSchedule.scaled_linear().alpha_bars
+    assert plan[-1].a_next == 1.0 and plan[0].a_next == pytest.approx(alphas[749])
 
 
 def test_alphas_match_keras_cv():
     constants = pytest.importorskip("keras_cv.src.models.stable_diffusion.constants")
-    np.testing.assert_allclose(alphas_cumprod(), np.asarray(constants._ALPHAS_CUMPROD), atol=1e-6)
+    np.testing.assert_allclose(DiscreteSchedule.scaled_linear().alpha_bars, np.asarray(constants._ALPHAS_CUMPROD), atol=1e-6)
 
 
 @pytest.mark.parametrize("scheduler", [DDIM(), DPMSolverPlusPlus()])
@@ -77,10 +82,11 @@ def test_scheduler_recovers_data_with_an_exact_noise_prediction(scheduler):
     plan = scheduler.plan(8)
     a = plan[0][1]
     x = np.sqrt(a) * x0 + np.sqrt(1 - a) * noise
-    previous = None
+    state = None
     for _, a_t, a_next in plan:
         eps = (x - np.sqrt(a_t) * x0) / np.sqrt(1 - a_t)  # the exact noise for this x0
-        x, previous = scheduler.step(x, eps, a_t, a_next, previous)
+        x, estimate, state = scheduler.step(x, eps, a_t, a_next, state)
+        np.testing.assert_allclose(estimate, x0, atol=1e-6)
     np.testing.assert_allclose(x, x0, atol=1e-6)
 
 
@@ -124,13 +130,13 @@ def test_mixed_precision_gives_finite_images_and_keeps_the_vae_float32(policy):
     encoder and UNet, float32 VAE and sampler, finite images."""
     import keras
 
-    sd = StableDiffusion.from_config_name("tiny", img_height=32, img_width=32, dtype=policy, jit_compile=False)
+    sd = from_config_name("tiny", img_height=32, img_width=32, dtype=policy, jit_compile=False)
     half = policy.split("_")[1]
     assert sd.unet.dtype_policy.compute_dtype == half and sd.decoder.dtype_policy.compute_dtype == "float32"
     assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
     latents = []
     images = sd.generate_image(sd.encode_text("a flower"), batch_size=2, num_steps=3, seed=0,
-                               on_step=lambda step, x: latents.append(keras.ops.convert_to_numpy(x)))
+                               on_step=lambda step, x, x0: latents.append(keras.ops.convert_to_numpy(x)))
     assert images.dtype == np.uint8 and images.std() > 0
     assert len(latents) == 3 and all(np.isfinite(x).all() for x in latents)  # uint8 would hide a NaN
 
@@ -146,7 +152,7 @@ def test_dpm_solver_pipeline_runs(tiny):
 @pytest.mark.parametrize("size", [(30, 32), (32, 34)])
 def test_bad_sizes_name_the_multiple(size):
     with pytest.raises(ValueError, match="multiple of"):
-        StableDiffusion.from_config_name("tiny", img_height=size[0], img_width=size[1], jit_compile=False)
+        from_config_name("tiny", img_height=size[0], img_width=size[1], jit_compile=False)
 
 
 def test_bad_inputs_get_clear_errors(tiny):
@@ -177,11 +183,11 @@ def test_weight_assignment_checks_shapes(tiny):
 
 
 def test_preset_offline_names_files_and_cache(monkeypatch):
-    from imagegen.data.download import OfflineError
+    from imagegen.network import OfflineError
 
     monkeypatch.setenv("IMAGEGEN_OFFLINE", "1")
     with pytest.raises(OfflineError, match="kcv_diffusion_model.h5") as error:
-        StableDiffusion.from_preset("sd-v1.4")
+        from_preset("sd-v1.4")
     assert "huggingface.co/fchollet/stable-diffusion" in str(error.value) and "put them in" in str(error.value)
 
 
@@ -193,14 +199,14 @@ def keras_cv_sd():
 
     keras.utils.set_random_seed(0)
     return dict(text_encoder=stable_diffusion.TextEncoder(77, download_weights=False),
-                diffusion_model=stable_diffusion.DiffusionModel(256, 256, 77, download_weights=False),
+                unet=stable_diffusion.DiffusionModel(256, 256, 77, download_weights=False),  # KerasCV's UNet
                 decoder=stable_diffusion.Decoder(256, 256, download_weights=False),
                 image_encoder=stable_diffusion.ImageEncoder(download_weights=False))
 
 
 @pytest.fixture(scope="module")
 def ours(keras_cv_sd):
-    return StableDiffusion.from_keras_cv(**keras_cv_sd)
+    return from_keras_cv(keras_cv_sd["text_encoder"], keras_cv_sd["unet"], keras_cv_sd["decoder"], keras_cv_sd["image_encoder"])
 
 
 def _timestep_embedding(timestep, dim=320):
@@ -218,17 +224,17 @@ def test_from_preset_loads_files_in_the_published_format(keras_cv_sd, monkeypatc
     KerasCV's Keras 3 code reads by position). They go into the cache with their own sha256 pins,
     so the download step finds them, checks them and never touches the network.
     """
-    from imagegen import config
     from imagegen.data.download import sha256_of
+    from imagegen.paths import cache_dir
     from imagegen.stable_diffusion import weights
 
     stable_diffusion = pytest.importorskip("keras_cv.models.stable_diffusion")
-    folder = config.cache_dir("stable_diffusion")
-    parts = {"text_encoder": "text_encoder", "unet": "diffusion_model", "decoder": "decoder", "image_encoder": "image_encoder"}
+    folder = cache_dir("stable_diffusion")
+    parts = ("text_encoder", "unet", "decoder", "image_encoder")
     pins = {}
-    for part, model in parts.items():
+    for part in parts:
         filename, _ = weights.SD_V1_4_FILES[part]
-        write_keras_h5(keras_cv_sd[model], folder / filename)
+        write_keras_h5(keras_cv_sd[part], folder / filename)
         pins[part] = (filename, sha256_of(folder / filename))
     monkeypatch.setattr(weights, "SD_V1_4_FILES", pins)
     monkeypatch.setenv("IMAGEGEN_OFFLINE", "1")  # proof that nothing is fetched
@@ -237,8 +243,8 @@ def test_from_preset_loads_files_in_the_published_format(keras_cv_sd, monkeypatc
     reread = stable_diffusion.Decoder(256, 256, download_weights=False)
     reread.load_weights(str(folder / pins["decoder"][0]))
 
-    sd = StableDiffusion.from_preset("sd-v1.4", img_height=256, img_width=256, jit_compile=False)
-    for module, model in ((sd.text_encoder, "text_encoder"), (sd.unet, "diffusion_model"), (sd.decoder, "decoder"),
+    sd = from_preset("sd-v1.4", img_height=256, img_width=256, jit_compile=False)
+    for module, model in ((sd.text_encoder, "text_encoder"), (sd.unet, "unet"), (sd.decoder, "decoder"),
                           (sd.image_encoder, "image_encoder")):
         expected, loaded = keras_cv_arrays(keras_cv_sd[model]), weights.ordered_variables(module)
         assert len(loaded) == len(expected), model
@@ -252,7 +258,7 @@ def test_from_preset_loads_files_in_the_published_format(keras_cv_sd, monkeypatc
 def test_unet_matches_keras_cv(keras_cv_sd, ours):
     latent = RNG.normal(size=(1, 32, 32, 4)).astype("float32")
     context = RNG.normal(size=(1, 77, 768)).astype("float32")
-    theirs = keras_cv_sd["diffusion_model"].predict_on_batch(
+    theirs = keras_cv_sd["unet"].predict_on_batch(
         {"latent": latent, "timestep_embedding": _timestep_embedding(681), "context": context})
     mine = ops.convert_to_numpy(ours.unet([latent, np.array([681.0], "float32"), context]))
     assert np.max(np.abs(mine - theirs)) <= 1e-4
@@ -276,7 +282,7 @@ def test_generate_image_matches_keras_cv(keras_cv_sd, ours):
     from imagegen.clip.tokenizer import vocabulary_path
 
     pipeline = keras_cv.models.StableDiffusion(img_height=256, img_width=256, jit_compile=False)
-    pipeline._text_encoder, pipeline._diffusion_model = keras_cv_sd["text_encoder"], keras_cv_sd["diffusion_model"]
+    pipeline._text_encoder, pipeline._diffusion_model = keras_cv_sd["text_encoder"], keras_cv_sd["unet"]
     pipeline._decoder = keras_cv_sd["decoder"]
     pipeline._tokenizer = stable_diffusion.SimpleTokenizer(vocabulary_path())  # the vocabulary we ship: no download
     noise = RNG.normal(size=(1, 32, 32, 4)).astype("float32")
@@ -290,7 +296,7 @@ def test_generate_image_matches_keras_cv(keras_cv_sd, ours):
 def test_diffusers_loader_matches_diffusers_and_transformers(diffusers_folder):
     folder, unet, vae, text, torch = diffusers_folder
     assert not list(folder.rglob("*.bin"))  # safetensors only
-    sd = StableDiffusion.from_diffusers(folder, img_height=16, img_width=16, jit_compile=False)
+    sd = from_diffusers(folder, img_height=16, img_width=16, jit_compile=False)
     rng = np.random.default_rng(1)
     latents = rng.normal(size=(2, 8, 8, 4)).astype("float32")
     context = rng.normal(size=(2, 16, 32)).astype("float32")
@@ -317,6 +323,6 @@ def test_diffusers_loader_refuses_pickles_and_wrong_folders(tmp_path):
                                                    '"layers_per_block": 1, "norm_num_groups": 8}')
     (tmp_path / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"not loaded")
     with pytest.raises(FileNotFoundError, match="pickle files are never loaded"):
-        StableDiffusion.from_diffusers(tmp_path)
+        from_diffusers(tmp_path)
     with pytest.raises(FileNotFoundError, match="config.json"):
-        StableDiffusion.from_diffusers(tmp_path / "unet")
+        from_diffusers(tmp_path / "unet")

@@ -9,13 +9,13 @@ import pytest
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
-from imagegen import data  # noqa: E402
+from imagegen import data, network  # noqa: E402
 from imagegen.data import tfds_sets  # noqa: E402
 
 
 @pytest.fixture
 def mock_tfds(monkeypatch):
-    monkeypatch.setattr(tfds_sets, "is_reachable", lambda url, timeout: True)
+    monkeypatch.setattr(network, "is_reachable", lambda url, timeout: True)
     with tfds.testing.mock_data(num_examples=24):
         yield
 
@@ -59,6 +59,6 @@ def test_full_mode_loaders_return_image_sets(mock_tfds):
 
 
 def test_unprepared_and_unreachable_names_the_fixes(monkeypatch, tmp_path):
-    monkeypatch.setattr(tfds_sets, "is_reachable", lambda url, timeout: False)
-    with pytest.raises(data.OfflineError, match="copy a prepared tensorflow_datasets/mnist"):
+    monkeypatch.setattr(network, "is_reachable", lambda url, timeout: False)
+    with pytest.raises(network.OfflineError, match="copy a prepared tensorflow_datasets/mnist"):
         tfds_sets.load_tfds("mnist", "train", data_dir=str(tmp_path))

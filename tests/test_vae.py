@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from imagegen import config
+from imagegen.environment import set_seed
 from imagegen.latent import attribute_vector, circular_walk, interpolate, lerp, slerp
-from imagegen.training import fit_resumable
+from imagegen.resumable import fit_resumable
 from imagegen.vae import VAE, Sampling, kl_divergence, reconstruction_loss
 
 
@@ -19,7 +19,7 @@ def tiny_images(count=16, size=8, seed=0):
 
 
 def tiny_vae(**kwargs):
-    config.set_seed(0)
+    set_seed(0)
     vae = VAE(image_size=8, channels=1, latent_dim=2, filters=(8,), dense_units=16, seed=0, **kwargs)
     vae.compile(optimizer=keras.optimizers.Adam(1e-2))
     return vae

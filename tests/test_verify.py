@@ -3,14 +3,14 @@
 import numpy as np
 import pytest
 
-from imagegen.stable_diffusion import StableDiffusion
+from imagegen.stable_diffusion import from_config_name
 from imagegen.stable_diffusion import verify as verify_module
 from imagegen.stable_diffusion.verify import WeightsMismatch, golden_values, verify_weights
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    return StableDiffusion.from_config_name("tiny", img_height=32, img_width=32, jit_compile=False, progress=False)
+    return from_config_name("tiny", img_height=32, img_width=32, jit_compile=False, progress=False)
 
 
 def _golden_of(report):
@@ -38,7 +38,7 @@ def test_rehearsal_reports_stand_ins_as_a_mismatch(tiny, monkeypatch, capsys):
 
 
 def test_half_precision_pipelines_are_checked_in_float32(tiny):
-    half = StableDiffusion.from_config_name("tiny", img_height=32, img_width=32, dtype="mixed_float16", jit_compile=False)
+    half = from_config_name("tiny", img_height=32, img_width=32, dtype="mixed_float16", jit_compile=False)
     half.text_encoder.set_weights(tiny.text_encoder.get_weights())
     half.image_encoder.set_weights(tiny.image_encoder.get_weights())
     for name, (values, *_) in golden_values(half).items():

@@ -1,13 +1,13 @@
 """Which lines of the notebooks ask for the mode, and whether a rehearsal executed every one of them.
 
-A notebook differs between quick and full mode only where it calls ``config.pick``,
-``config.is_quick`` or ``config.mode``. In a rehearsal of full mode each such call
+A notebook differs between quick and full mode only where it calls ``modes.pick``,
+``modes.is_quick`` or ``modes.mode``. In a rehearsal of full mode each such call
 takes the full side and is logged (``imagegen.rehearsal.record_call``). A call that
 the rehearsal never reached guards full-mode code that nothing ran: ``uncovered``
 names it, and the runner fails. So does a mode kept in a variable and branched on
-later (``QUICK = config.is_quick()`` then ``if QUICK:``): the rehearsal could not see
-that branch, so notebooks call ``config.is_quick()`` in the condition itself, and import
-``config`` only as ``from imagegen import config``.
+later (``QUICK = modes.is_quick()`` then ``if QUICK:``): the rehearsal could not see
+that branch, so notebooks call ``modes.is_quick()`` in the condition itself, and import
+``modes`` only as ``from imagegen import modes``.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import dataclasses
 import json
 
 MODE_CALLS = ("pick", "is_quick", "mode")
+MODULE = "modes"  # notebooks call MODULE.pick(...) after `from imagegen import modes`
 
 
 @dataclasses.dataclass(frozen=True)
 class Site:
-    """One call of ``config.pick/is_quick/mode`` in a notebook cell: lines first..last of cell ``cell``."""
+    """One call of ``modes.pick/is_quick/mode`` in a notebook cell: lines first..last of cell ``cell``."""
 
     notebook: str
     cell: int
@@ -40,7 +41,7 @@ def _python(source):
 
 def _is_mode_call(node):
     return (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in MODE_CALLS
-            and isinstance(node.func.value, ast.Name) and node.func.value.id == "config")
+            and isinstance(node.func.value, ast.Name) and node.func.value.id == MODULE)
 
 
 def mode_sites(notebook, name):
@@ -60,24 +61,24 @@ def mode_sites(notebook, name):
                     stored |= {t.id for t in node.targets if isinstance(t, ast.Name)}
         stored |= _stored_elsewhere(notebook, index)
         for node in ast.walk(tree):
-            if _renames_config(node):  # config.pick under another name: invisible to the check
+            if _renames_modes(node):  # modes.pick under another name: invisible to the check
                 hidden.append(Site(name, index, node.lineno, node.end_lineno, lines[node.lineno - 1].strip()))
             if isinstance(node, (ast.If, ast.IfExp)) and {n.id for n in ast.walk(node.test) if isinstance(n, ast.Name)} & stored:
                 hidden.append(Site(name, index, node.lineno, node.end_lineno, lines[node.lineno - 1].strip()))
     return sites, hidden
 
 
-def _renames_config(node):
-    """``from imagegen.config import pick``, ``import imagegen.config``, or ``config`` imported under another name."""
-    if isinstance(node, ast.ImportFrom) and node.module == "imagegen.config":
+def _renames_modes(node):
+    """``from imagegen.modes import pick``, ``import imagegen.modes``, or ``modes`` imported under another name."""
+    if isinstance(node, ast.ImportFrom) and node.module == f"imagegen.{MODULE}":
         return True
     if isinstance(node, ast.ImportFrom) and node.module == "imagegen":
-        return any(alias.name == "config" and alias.asname not in (None, "config") for alias in node.names)
-    return isinstance(node, ast.Import) and any(alias.name == "imagegen.config" for alias in node.names)
+        return any(alias.name == MODULE and alias.asname not in (None, MODULE) for alias in node.names)
+    return isinstance(node, ast.Import) and any(alias.name == f"imagegen.{MODULE}" for alias in node.names)
 
 
 def _stored_elsewhere(notebook, before):
-    """Names that earlier cells set from ``config.is_quick()`` or ``config.mode()``."""
+    """Names that earlier cells set from ``modes.is_quick()`` or ``modes.mode()``."""
     names = set()
     for cell in notebook.cells[:before]:
         if cell.cell_type != "code":
@@ -115,7 +116,7 @@ def report(notebooks, log_path):
     executed = read_log(log_path)
     problems = [f"not executed in the rehearsal: {site}" for site in uncovered(notebooks, executed)]
     for name, notebook in notebooks.items():
-        problems += [f"hidden from the rehearsal (branch on config.is_quick() itself; import only "
-                     f"`from imagegen import config`): {site}"
+        problems += [f"hidden from the rehearsal (branch on modes.is_quick() itself; import only "
+                     f"`from imagegen import modes`): {site}"
                      for site in mode_sites(notebook, name)[1]]
     return problems

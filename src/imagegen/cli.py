@@ -20,7 +20,7 @@ import sys
 
 import numpy as np
 
-from imagegen import config
+from imagegen.devices import mixed_precision_policy
 
 
 class UsageError(Exception):
@@ -68,13 +68,13 @@ def _model_arguments(command, presets, default):
 
 
 def _pipeline(args):
-    from imagegen.stable_diffusion import StableDiffusion
+    from imagegen.stable_diffusion import from_diffusers, from_preset, from_single_file
 
     verifying = args.command == "verify"
     if not verifying and args.steps < 1:
         raise UsageError(f"--steps must be 1 or more, got {args.steps}")
     # The golden check computes in float32 anyway; generation runs in half precision on a GPU or TPU.
-    dtype = None if verifying else config.mixed_precision_policy()
+    dtype = None if verifying else mixed_precision_policy()
     kwargs = {} if verifying else dict(img_height=args.height, img_width=args.width, scheduler=args.scheduler)
     if args.variant and not args.diffusers:
         raise UsageError("--variant applies to --diffusers repositories only")
@@ -83,11 +83,11 @@ def _pipeline(args):
         if not path.exists() and (args.diffusers.startswith((".", "/", "~")) or args.diffusers.count("/") > 1):
             raise FileNotFoundError(f"--diffusers {args.diffusers}: no such folder (give a diffusers SD v1 folder "
                                     "with unet/, vae/ and text_encoder/, or a Hugging Face repo id)")
-        return StableDiffusion.from_diffusers(args.diffusers, dtype=dtype, variant=args.variant, **kwargs)
+        return from_diffusers(args.diffusers, dtype=dtype, variant=args.variant, **kwargs)
     if args.single_file:
         kwargs = {key: value for key, value in kwargs.items() if value is not None}
-        return StableDiffusion.from_single_file(args.single_file, dtype=dtype, **kwargs)
-    return StableDiffusion.from_preset(args.preset, dtype=dtype, **kwargs)
+        return from_single_file(args.single_file, dtype=dtype, **kwargs)
+    return from_preset(args.preset, dtype=dtype, **kwargs)
 
 
 def verify(args):
@@ -106,7 +106,10 @@ def verify(args):
 
 
 def _load_image(path, height, width):
+    """The --image file as uint8 (height, width, 3): centre-cropped to the model's aspect, then resized."""
     from PIL import Image, UnidentifiedImageError
+
+    from imagegen.data.samples import resize_crop
 
     try:
         image = Image.open(path).convert("RGB")
@@ -114,10 +117,7 @@ def _load_image(path, height, width):
         raise UsageError(f"--image {path}: no such file") from None
     except UnidentifiedImageError:
         raise UsageError(f"--image {path}: not an image PIL can read (use PNG or JPEG)") from None
-    scale = max(height / image.height, width / image.width)  # cover, then crop the centre
-    resized = image.resize((max(width, round(image.width * scale)), max(height, round(image.height * scale))), Image.LANCZOS)
-    left, top = (resized.width - width) // 2, (resized.height - height) // 2
-    return np.asarray(resized.crop((left, top, left + width, top + height)), dtype=np.uint8)
+    return resize_crop(np.asarray(image, dtype=np.uint8), height, width)
 
 
 def _mask(args, height, width):
@@ -173,7 +173,7 @@ def run(args):
 
 
 def main(argv=None):
-    from imagegen.data.download import OfflineError
+    from imagegen.network import OfflineError
 
     args = _parser().parse_args(argv)
     try:

@@ -81,9 +81,9 @@ def run(folder, build, in_place=False, only=None, timeout=3600):
     """Execute the course; returns the number of notebooks that failed."""
     import nbformat
 
-    from imagegen import config
+    from imagegen import modes
 
-    mode = config.mode()
+    mode = modes.mode()
     os.environ["IMAGEGEN_MODE"] = mode  # kernels inherit the resolved mode: no second detection
     # Figures must land in the executed notebooks and HTML, even where MPLBACKEND=Agg is exported (CI).
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"

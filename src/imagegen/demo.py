@@ -86,7 +86,7 @@ class DemoPanel:
             self.status.value = "generating..."
             started = time.perf_counter()
 
-            def on_step(index, _latents):
+            def on_step(index, _latents, _x0):
                 self.progress.value = index + 1
 
             encoded = pipeline.encode_text(self.prompt.value)
@@ -114,11 +114,11 @@ class DemoPanel:
 
 def _preset_loader(name):
     def load():
-        from imagegen import config
-        from imagegen.stable_diffusion import StableDiffusion
+        from imagegen.devices import mixed_precision_policy
+        from imagegen.stable_diffusion import from_preset
 
         # Half precision on a GPU or TPU (float32 on a CPU): faster, and batch 8 fits a 15 GB T4.
-        return StableDiffusion.from_preset(name, progress=False, dtype=config.mixed_precision_policy())
+        return from_preset(name, progress=False, dtype=mixed_precision_policy())
 
     return load
 
@@ -134,13 +134,13 @@ def _weights_loader(source):
     """A single .safetensors checkpoint, or a diffusers folder or repo id, loaded on first use."""
 
     def load():
-        from imagegen import config
-        from imagegen.stable_diffusion import StableDiffusion
+        from imagegen.devices import mixed_precision_policy
+        from imagegen.stable_diffusion import from_diffusers, from_single_file
 
-        dtype = config.mixed_precision_policy()
+        dtype = mixed_precision_policy()
         if str(source).endswith((".safetensors", ".ckpt")):  # .ckpt: refused with how to convert it
-            return StableDiffusion.from_single_file(source, progress=False, dtype=dtype)
-        return StableDiffusion.from_diffusers(source, progress=False, dtype=dtype)
+            return from_single_file(source, progress=False, dtype=dtype)
+        return from_diffusers(source, progress=False, dtype=dtype)
 
     return load
 

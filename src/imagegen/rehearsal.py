@@ -4,8 +4,8 @@ Why: full mode (real data, pretrained weights, a GPU) is what Colab learners
 run, and CI has neither a GPU nor the network. ``IMAGEGEN_REHEARSAL=1`` (what
 ``make rehearsal`` sets) makes this process a rehearsal of full mode:
 
-- ``config.mode()`` is "full", so every full-mode branch of a notebook runs as written;
-- ``config.pick(quick, full)`` keeps full mode's choices (data sets, presets, prompts,
+- ``modes.mode()`` is "full", so every full-mode branch of a notebook runs as written;
+- ``modes.pick(quick, full)`` keeps full mode's choices (data sets, presets, prompts,
   switches) but quick mode's sizes: ``rehearsal_value`` below;
 - what full mode downloads is stood in by files written locally in the published
   formats (``imagegen.stand_ins``): tensorflow-datasets folders, KerasCV's h5 files,
@@ -18,7 +18,7 @@ run, and CI has neither a GPU nor the network. ``IMAGEGEN_REHEARSAL=1`` (what
 the mode (``pick``, ``is_quick``, ``mode``) is recorded, so the runner can show
 that no full-mode branch was left unexecuted (``imagegen.course``).
 
-This module imports nothing from ``imagegen``: ``config`` and ``download`` read it.
+This module imports nothing from ``imagegen``: ``modes``, ``devices``, ``network`` and ``download`` read it.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def _is_number(value):
 
 
 def rehearsal_value(quick, full):
-    """What ``config.pick(quick, full)`` returns in a rehearsal: full mode's choice at quick mode's size.
+    """What ``modes.pick(quick, full)`` returns in a rehearsal: full mode's choice at quick mode's size.
 
     - numbers: the smaller of the two (epochs, steps, image sizes, batch sizes, learning rates);
     - sequences of numbers (widths of a network): the smaller one, by length then sum;

@@ -16,25 +16,27 @@ import sys
 
 
 def main(argv=None):
-    from imagegen import config
-    from imagegen.stable_diffusion import mini
+    from imagegen.paths import cache_dir
+    from imagegen.stable_diffusion import mini_recipe
 
     parser = argparse.ArgumentParser(prog="python -m imagegen.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", choices=["mini"], help="what to train")
     parser.add_argument("--run-dir", help="checkpoints and logs (default: the cache's runs/mini_<settings>)")
-    parser.add_argument("--output", default=str(mini.ASSET_DIR), help="where the weights go (default: %(default)s)")
-    for key, value in mini.RECIPE.items():
+    parser.add_argument("--output", default=str(mini_recipe.ASSET_DIR), help="where the weights go (default: %(default)s)")
+    for key, value in mini_recipe.RECIPE.items():
         parser.add_argument("--" + key.replace("_", "-"), type=type(value), default=value, help=f"default {value}")
     parser.add_argument("--no-eval", action="store_true", help="skip scoring the prompts after training")
     args = parser.parse_args(argv)
-    recipe = {key: getattr(args, key) for key in mini.RECIPE}
-    changed = [f"{k}{v}" for k, v in recipe.items() if v != mini.RECIPE[k]]
-    run_dir = args.run_dir or config.cache_dir("runs", "mini" + ("_" + "_".join(changed) if changed else ""))
+    recipe = {key: getattr(args, key) for key in mini_recipe.RECIPE}
+    changed = [f"{k}{v}" for k, v in recipe.items() if v != mini_recipe.RECIPE[k]]
+    run_dir = args.run_dir or cache_dir("runs", "mini" + ("_" + "_".join(changed) if changed else ""))
     print(f"run folder: {run_dir} (run the same command again to resume)")
-    mini.train_mini(run_dir, output=args.output, **recipe)
+    mini_recipe.train_mini(run_dir, output=args.output, **recipe)
     if not args.no_eval:
-        mini.evaluate_and_record(args.output)
+        from imagegen.stable_diffusion.mini_eval import evaluate_and_record
+
+        evaluate_and_record(args.output)
     return 0
 
 

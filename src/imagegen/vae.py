@@ -26,6 +26,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from imagegen.keras_common import LossTrackerMetrics, build_with_policy
+
 RECONSTRUCTIONS = ("bernoulli", "gaussian")
 
 
@@ -109,7 +111,7 @@ def build_decoder(image_size=28, channels=1, latent_dim=2, filters=(32, 64), den
 
 
 @keras.saving.register_keras_serializable("imagegen")
-class VAE(keras.Model):
+class VAE(LossTrackerMetrics, keras.Model):
     """Encoder, sampling and decoder, trained on the negative ELBO with ``fit(images)``.
 
     image_size, channels: input images (batch, size, size, channels) in [0, 1].
@@ -131,9 +133,10 @@ class VAE(keras.Model):
         self.image_size, self.channels, self.latent_dim = image_size, channels, latent_dim
         self.filters, self.dense_units = tuple(filters), dense_units
         self.reconstruction, self.beta, self.gaussian_sigma, self.seed = reconstruction, beta, gaussian_sigma, seed
-        self.encoder = build_encoder(image_size, channels, latent_dim, self.filters, dense_units)
-        self.decoder = build_decoder(image_size, channels, latent_dim, self.filters, dense_units)
-        self.sampling = Sampling(seed=seed, name="sampling")
+        with build_with_policy(self):  # the model's dtype policy, also when loaded from a file
+            self.encoder = build_encoder(image_size, channels, latent_dim, self.filters, dense_units)
+            self.decoder = build_decoder(image_size, channels, latent_dim, self.filters, dense_units)
+            self.sampling = Sampling(seed=seed, name="sampling")
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
@@ -162,9 +165,6 @@ class VAE(keras.Model):
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)
         return loss
-
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        return {metric.name: metric.result() for metric in self.metrics}
 
     def encode(self, images, batch_size=256):
         """Images (n, size, size, channels) -> (mean, log_var) as numpy, each (n, latent_dim)."""

@@ -3,12 +3,12 @@
 - ``tokenizer``: CLIP's byte-level BPE with the real 49,408-token vocabulary;
 - ``text_encoder``: the causal Transformer (``clip-l`` is SD v1's; ``clip-tiny`` trains on a CPU);
 - ``image_encoder``: a small ResNet for contrastive training;
-- ``model``: ``CLIP`` with a learned temperature, the symmetric loss, zero-shot and retrieval helpers;
+- ``contrastive``: ``CLIP`` with a learned temperature, the symmetric loss, zero-shot and retrieval helpers;
 - ``prompts``: ``PromptEncoder``, prompts -> the context a text-conditioned diffusion model reads.
 """
 
 from imagegen.clip.image_encoder import build_image_encoder
-from imagegen.clip.model import CLIP, contrastive_loss, retrieve, similarity, zero_shot_classify
+from imagegen.clip.contrastive import CLIP, contrastive_loss, retrieve, similarity, zero_shot_classify
 from imagegen.clip.prompts import PromptEncoder
 from imagegen.clip.text_encoder import CONFIGS, TextEncoder, quick_gelu
 from imagegen.clip.tokenizer import CLIPTokenizer, clean_text

@@ -6,7 +6,8 @@ images a ResNet learns fastest, so the course uses one:
     stem conv (stride 2) -> [residual block, stride-2 conv] per stage -> residual block
     -> global average pool -> LayerNorm -> (b, feature_dims)
 
-Residual block: x + conv(swish(GroupNorm(conv(swish(GroupNorm(x)))))).
+Residual block: x + conv(swish(GroupNorm(conv(swish(GroupNorm(x)))))), the DDIM UNet's
+block of notebook 03 without its time input (``imagegen.diffusion.pixel_unet.residual_block``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-
-def _residual_block(x, width, name):
-    h = layers.Activation("swish")(layers.GroupNormalization(min(8, width), name=f"{name}_norm1")(x))
-    h = layers.Conv2D(width, 3, padding="same", name=f"{name}_conv1")(h)
-    h = layers.Activation("swish")(layers.GroupNormalization(min(8, width), name=f"{name}_norm2")(h))
-    h = layers.Conv2D(width, 3, padding="same", kernel_initializer="zeros", name=f"{name}_conv2")(h)
-    return x + h
+from imagegen.diffusion.pixel_unet import residual_block
 
 
 def build_image_encoder(image_size=32, widths=(32, 64, 128), feature_dims=128, stem_stride=2, name="image_encoder"):
@@ -34,7 +29,7 @@ def build_image_encoder(image_size=32, widths=(32, 64, 128), feature_dims=128, s
     for stage, width in enumerate(widths):
         if stage:
             x = layers.Conv2D(width, 3, strides=2, padding="same", name=f"stage{stage}_downsample")(x)
-        x = _residual_block(x, width, name=f"stage{stage}_block")
+        x = residual_block(x, None, width, name=f"stage{stage}_block")
     x = layers.GlobalAveragePooling2D()(layers.Activation("swish")(x))
     x = layers.Dense(feature_dims, name="features")(x)
     features = layers.LayerNormalization(epsilon=1e-5, name="final_layer_norm")(x)

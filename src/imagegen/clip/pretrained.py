@@ -8,12 +8,14 @@ from Kaggle; offline this fails at once with ``OfflineError``.
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 from keras import ops
 
-from imagegen import config, rehearsal
-from imagegen.clip.model import batched
-from imagegen.data.download import OfflineError, is_reachable
+from imagegen import rehearsal
+from imagegen.clip.contrastive import batched
+from imagegen.network import require_reachable
 
 CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], "float32")
 CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], "float32")
@@ -21,14 +23,16 @@ DEFAULT_PRESET = "clip_vit_base_patch32"
 
 
 def load_keras_hub_clip(preset=DEFAULT_PRESET):
-    """KerasHub's ``CLIPBackbone`` with pretrained weights (a download of about 600 MB)."""
+    """KerasHub's ``CLIPBackbone`` with pretrained weights (a download of about 600 MB, or a local preset folder)."""
     try:
         import keras_hub
     except ImportError as error:
         raise ImportError("the pretrained CLIP comes from KerasHub: pip install keras-hub") from error
     stand_in = rehearsal.stand_in_path(preset)  # a local preset folder in a rehearsal of full mode
-    if stand_in is None and (config.offline_forced() or not is_reachable("https://www.kaggle.com", timeout=5)):
-        raise OfflineError(f"KerasHub downloads the {preset!r} preset from kaggle.com, which is not reachable")
+    if stand_in is None and not pathlib.Path(preset).expanduser().is_dir():
+        require_reachable("https://www.kaggle.com", f"KerasHub cannot download the {preset!r} preset from kaggle.com",
+                          "connect to the internet and retry, or download the preset elsewhere and pass its folder "
+                          "as load_keras_hub_clip(preset=...).", timeout=5)
     return keras_hub.models.CLIPBackbone.from_preset(stand_in or preset)
 
 

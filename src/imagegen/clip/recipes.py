@@ -11,12 +11,12 @@ import pathlib
 
 import keras
 
-from imagegen import config
 from imagegen.clip.image_encoder import build_image_encoder
-from imagegen.clip.model import CLIP
+from imagegen.clip.contrastive import CLIP
 from imagegen.clip.text_encoder import TextEncoder
 from imagegen.clip.tokenizer import CLIPTokenizer
-from imagegen.training import EpochLogger, fit_resumable
+from imagegen.paths import cache_dir
+from imagegen.resumable import EpochLogger, fit_resumable
 
 
 def train_clip(images, captions, run_dir, text_config="clip-tiny", image_widths=(32, 64, 128), embedding_dims=64,
@@ -43,7 +43,7 @@ def train_clip(images, captions, run_dir, text_config="clip-tiny", image_widths=
 
 def toy_clip_run_dir(image_size=32, num_images=6000, epochs=8, seed=0):
     """Where the toy CLIP of these settings is trained and saved (in the cache)."""
-    return pathlib.Path(config.cache_dir("clip", f"toy_clip_{image_size}px_{num_images}_{epochs}ep_seed{seed}"))
+    return pathlib.Path(cache_dir("clip", f"toy_clip_{image_size}px_{num_images}_{epochs}ep_seed{seed}"))
 
 
 def toy_clip(image_size=32, num_images=6000, epochs=8, seed=0):

@@ -21,6 +21,9 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from imagegen.keras_common import build_with_policy, dtype_policy_scope
+from imagegen.weight_order import assign_in_order, keras_cv_arrays
+
 CONFIGS = {
     # SD v1's text encoder: width 768, 12 layers of 12 heads, 77 tokens.
     "clip-l": dict(vocabulary_size=49408, max_length=77, width=768, num_layers=12, num_heads=12, activation="quick_gelu"),
@@ -44,7 +47,8 @@ class TokenAndPositionEmbedding(layers.Layer):
     def __init__(self, vocabulary_size, max_length, width, **kwargs):
         super().__init__(**kwargs)
         self.vocabulary_size, self.max_length, self.width = vocabulary_size, max_length, width
-        self.token_embedding = layers.Embedding(vocabulary_size, width, embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02), name="token_embedding")
+        with build_with_policy(self):
+            self.token_embedding = layers.Embedding(vocabulary_size, width, embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02), name="token_embedding")
         self.position_embedding = self.add_weight(shape=(max_length, width), initializer=keras.initializers.RandomNormal(stddev=0.01), name="position_embedding")
 
     def build(self, input_shape):
@@ -54,6 +58,14 @@ class TokenAndPositionEmbedding(layers.Layer):
     def call(self, ids):
         length = ops.shape(ids)[1]
         return self.token_embedding(ids) + ops.cast(self.position_embedding[None, :length], self.compute_dtype)
+
+    @property
+    def keras_cv_weights(self):
+        """KerasCV's order (``imagegen.weight_order``): the token table, then the positions.
+
+        ``weights`` lists the positions first: Keras puts a layer's own weights before its sublayers'.
+        """
+        return [self.token_embedding.embeddings, self.position_embedding]
 
     def get_config(self):
         return {**super().get_config(), "vocabulary_size": self.vocabulary_size, "max_length": self.max_length, "width": self.width}
@@ -71,7 +83,8 @@ class CausalSelfAttention(layers.Layer):
         if width % num_heads:
             raise ValueError(f"width {width} must divide by num_heads {num_heads}")
         self.width, self.num_heads, self.head_dim = width, num_heads, width // num_heads
-        self.q_proj, self.k_proj, self.v_proj, self.out_proj = (layers.Dense(width, name=n) for n in ("q_proj", "k_proj", "v_proj", "out_proj"))
+        with build_with_policy(self):
+            self.q_proj, self.k_proj, self.v_proj, self.out_proj = (layers.Dense(width, name=n) for n in ("q_proj", "k_proj", "v_proj", "out_proj"))
 
     def build(self, input_shape):
         for projection in (self.q_proj, self.k_proj, self.v_proj, self.out_proj):
@@ -100,11 +113,12 @@ class TransformerLayer(layers.Layer):
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         self.width, self.num_heads, self.activation = width, num_heads, activation
-        self.layer_norm1 = layers.LayerNormalization(epsilon=1e-5, name="layer_norm1")
-        self.attention = CausalSelfAttention(width, num_heads, name="attention")
-        self.layer_norm2 = layers.LayerNormalization(epsilon=1e-5, name="layer_norm2")
-        self.fc1 = layers.Dense(4 * width, name="fc1")
-        self.fc2 = layers.Dense(width, name="fc2")
+        with build_with_policy(self):
+            self.layer_norm1 = layers.LayerNormalization(epsilon=1e-5, name="layer_norm1")
+            self.attention = CausalSelfAttention(width, num_heads, name="attention")
+            self.layer_norm2 = layers.LayerNormalization(epsilon=1e-5, name="layer_norm2")
+            self.fc1 = layers.Dense(4 * width, name="fc1")
+            self.fc2 = layers.Dense(width, name="fc2")
 
     def build(self, input_shape):
         for sublayer in (self.layer_norm1, self.attention, self.layer_norm2, self.fc1):
@@ -126,20 +140,24 @@ class TextEncoder(keras.Model):
 
     TextEncoder.from_config_name("clip-l") is SD v1's; pass sizes for others.
     ``pool(features, ids)`` picks each caption's end-of-text vector (b, width).
+    dtype: the layers' dtype policy (default: the global one when it is built); saved with the model.
     """
 
     def __init__(self, vocabulary_size=49408, max_length=77, width=768, num_layers=12, num_heads=12,
                  activation="quick_gelu", end_token_id=49407, **kwargs):
-        ids = keras.Input((max_length,), dtype="int32", name="token_ids")
-        h = TokenAndPositionEmbedding(vocabulary_size, max_length, width, name="embedding")(ids)
-        for index in range(num_layers):
-            h = TransformerLayer(width, num_heads, activation, name=f"layer_{index}")(h)
-        features = layers.LayerNormalization(epsilon=1e-5, name="final_layer_norm")(h)
-        kwargs.setdefault("name", "text_encoder")
-        super().__init__(ids, features, **kwargs)
+        with dtype_policy_scope(kwargs.get("dtype")):
+            ids = keras.Input((max_length,), dtype="int32", name="token_ids")
+            h = TokenAndPositionEmbedding(vocabulary_size, max_length, width, name="embedding")(ids)
+            for index in range(num_layers):
+                h = TransformerLayer(width, num_heads, activation, name=f"layer_{index}")(h)
+            features = layers.LayerNormalization(epsilon=1e-5, name="final_layer_norm")(h)
+            kwargs.setdefault("name", "text_encoder")
+            super().__init__(ids, features, **kwargs)  # in the scope: a functional model takes the global policy
         self.config = dict(vocabulary_size=vocabulary_size, max_length=max_length, width=width, num_layers=num_layers,
                            num_heads=num_heads, activation=activation, end_token_id=end_token_id)
         self.vocabulary_size, self.max_length, self.width, self.end_token_id = vocabulary_size, max_length, width, end_token_id
+        # KerasCV's weight order (``imagegen.weight_order``): its CLIPEmbedding, encoder layers, final norm.
+        self.keras_cv_order = ["embedding", *(f"layer_{i}" for i in range(num_layers)), "final_layer_norm"]
 
     @classmethod
     def from_config_name(cls, name, **overrides):
@@ -170,36 +188,58 @@ class TextEncoder(keras.Model):
         return self.get_layer("embedding").token_embedding.embeddings
 
     # -- weights from KerasCV -------------------------------------------------------------------
-    def keras_cv_variables(self):
-        """Our variables in the order of KerasCV's ``TextEncoder.weights`` (and of its h5 file)."""
-        embedding = self.get_layer("embedding")
-        rest = [v for v in self.weights if v.path not in (embedding.position_embedding.path, self.token_embeddings.path)]
-        return [self.token_embeddings, embedding.position_embedding, *rest]
-
-    def load_keras_cv_weights(self, arrays):
-        """Assign arrays ordered as KerasCV's ``TextEncoder.weights`` (SD v1's kcv_encoder.h5)."""
-        targets = self.keras_cv_variables()
-        if len(arrays) != len(targets):
-            raise ValueError(f"got {len(arrays)} arrays for {len(targets)} text encoder weights: is it the same configuration?")
-        for variable, array in zip(targets, arrays):
-            if tuple(variable.shape) != tuple(array.shape):
-                raise ValueError(f"{variable.path}: expected shape {tuple(variable.shape)}, got {tuple(array.shape)}")
-            variable.assign(array)
-        return self
-
     @classmethod
-    def from_keras_cv(cls, keras_cv_text_encoder, activation="quick_gelu"):
-        """Copy a KerasCV ``stable_diffusion.TextEncoder`` (v1: quick-GELU) into our encoder."""
-        weights = [keras.ops.convert_to_numpy(w) for w in keras_cv_text_encoder.weights]
-        vocabulary_size, width = weights[0].shape
-        max_length = weights[1].shape[0]
-        num_layers = (len(weights) - 4) // 16
-        encoder = cls(vocabulary_size, max_length, width, num_layers, num_heads=width // 64, activation=activation)
-        return encoder.load_keras_cv_weights(weights)
+    def from_keras_cv(cls, keras_cv_text_encoder, num_layers=None, num_heads=None, activation=None, **kwargs):
+        """Copy a KerasCV ``stable_diffusion.TextEncoder`` (SD v1's, or any built from the same layers) into ours.
+
+        The sizes come from the model's layers, not from its weight count (which cannot tell
+        the number of heads): the vocabulary, width and length from its ``CLIPEmbedding``, the
+        layer count, heads and activation (quick-GELU) from its ``CLIPEncoderLayer``s.
+        num_layers, num_heads, activation: give them for a model whose layers do not show them.
+        kwargs: for ``TextEncoder`` (``name``, ``dtype``).
+        """
+        sizes = _keras_cv_text_sizes(keras_cv_text_encoder, num_layers=num_layers, num_heads=num_heads, activation=activation)
+        encoder = cls(**sizes, **kwargs)
+        return assign_in_order(encoder, keras_cv_arrays(keras_cv_text_encoder), f"KerasCV's {keras_cv_text_encoder.name}")
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, **self.config}
+        return {**super().get_config(), **self.config}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _keras_cv_text_sizes(model, num_layers=None, num_heads=None, activation=None):
+    """Our ``TextEncoder``'s sizes for a KerasCV text encoder, read from its layers; the values given win.
+
+    KerasCV's structure: a ``CLIPEmbedding`` (``token_embedding``, ``position_embedding``), then
+    ``CLIPEncoderLayer``s, each with a ``clip_attn`` (``num_heads``) and an ``activation`` function.
+    Only quick-GELU is matched by itself: KerasCV's SD 2 encoder uses tanh-approximated GELU, ours exact.
+    """
+    described = f"{type(model).__name__} {model.name!r}"
+    structure = "KerasCV's TextEncoder is a CLIPEmbedding, then CLIPEncoderLayers, then a LayerNormalization"
+    embedding = next((layer for layer in model.layers if hasattr(layer, "token_embedding") and hasattr(layer, "position_embedding")), None)
+    if embedding is None:
+        raise ValueError(f"{described} has no CLIPEmbedding layer, so neither its sizes nor its weight order are known "
+                         f"({structure}); pass a KerasCV text encoder")
+    blocks = [layer for layer in model.layers if hasattr(layer, "clip_attn")]
+    heads = sorted({block.clip_attn.num_heads for block in blocks})
+    activations = sorted({getattr(block.activation, "__name__", repr(block.activation)) for block in blocks})
+    if num_layers is None:
+        if not blocks:
+            raise ValueError(f"{described} has no CLIPEncoderLayer to count ({structure}); "
+                             "pass num_layers=..., num_heads=... to TextEncoder.from_keras_cv")
+        num_layers = len(blocks)
+    if num_heads is None:
+        if len(heads) != 1:
+            raise ValueError(f"cannot read num_heads from {described}'s CLIPEncoderLayers (found {heads}); "
+                             "pass num_heads=... to TextEncoder.from_keras_cv")
+        num_heads = heads[0]
+    if activation is None:
+        if activations != ["quick_gelu"]:
+            raise ValueError(f"cannot match the activation of {described}'s CLIPEncoderLayers ({activations}) to one of "
+                             f"ours ({sorted(ACTIVATIONS)}); pass activation=... to TextEncoder.from_keras_cv")
+        activation = "quick_gelu"
+    return dict(vocabulary_size=embedding.token_embedding.input_dim, max_length=embedding.position_embedding.input_dim,
+                width=embedding.token_embedding.output_dim, num_layers=num_layers, num_heads=num_heads, activation=activation)

@@ -3,11 +3,12 @@
 - ``digits``, ``shoes``, ``flowers``: mode-aware loaders returning numpy ``ImageSet``s.
 - ``toy_flowers``: the procedural captioned flower set that ships with the course.
 - ``sample_photo``: photos shipped with scikit-image and scikit-learn.
-- ``download``: sha256-pinned, atomic, cached downloads that fail fast offline.
+- ``download``: sha256-pinned, atomic, cached downloads that fail fast offline
+  (with ``imagegen.network.OfflineError``).
 - ``tfds_sets``: the full-mode ``tf.data`` pipelines themselves.
 """
 
-from imagegen.data.download import ChecksumError, OfflineError, download, is_reachable
+from imagegen.data.download import ChecksumError, download
 from imagegen.data.samples import SAMPLE_PHOTOS, sample_photo
 from imagegen.data.sets import ImageSet, digits, flower_caption, flowers, shoes
 from imagegen.data.toy_flowers import (
@@ -23,7 +24,7 @@ from imagegen.data.toy_flowers import (
 
 __all__ = [
     "CAPTION_TEMPLATES", "COLORS", "NUMBER_WORDS", "PETAL_COUNTS", "SAMPLE_PHOTOS",
-    "ChecksumError", "ImageSet", "OfflineError", "ToyFlowers",
-    "canonical_prompts", "digits", "download", "flower_caption", "flowers", "is_reachable",
+    "ChecksumError", "ImageSet", "ToyFlowers",
+    "canonical_prompts", "digits", "download", "flower_caption", "flowers",
     "sample_photo", "shoes", "toy_flower_caption", "toy_flowers",
 ]

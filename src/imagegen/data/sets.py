@@ -19,7 +19,7 @@ import dataclasses
 
 import numpy as np
 
-from imagegen import config
+from imagegen import modes
 from imagegen.data import tfds_sets
 from imagegen.data.toy_flowers import COLORS, toy_flowers
 
@@ -69,7 +69,7 @@ def digits(image_size=28, split="train", mode=None, limit=None):
     Returns an ``ImageSet`` with images (n, size, size, 1) and labels 0..9.
     """
     _check_split(split)
-    mode = mode or config.mode()
+    mode = mode or modes.mode()
     names = [str(i) for i in range(10)]
     if mode == "full":
         pipeline = tfds_sets.mnist_pipeline("train" if split == "train" else "test", image_size)
@@ -98,7 +98,7 @@ def shoes(image_size=28, split="train", mode=None, limit=None):
     Returns an ``ImageSet`` with images (n, size, size, 1) and labels 0..2.
     """
     _check_split(split)
-    mode = mode or config.mode()
+    mode = mode or modes.mode()
     if mode != "full":
         raise RuntimeError(
             "shoes() needs Fashion-MNIST, which is downloaded: no offline stand-in ships with the course. "
@@ -123,7 +123,7 @@ def flowers(image_size=64, split="train", mode=None, limit=None, seed=0):
     Returns an ``ImageSet`` with images (n, size, size, 3) and captions.
     """
     _check_split(split)
-    mode = mode or config.mode()
+    mode = mode or modes.mode()
     if mode == "full":
         names = tfds_sets.flowers102_class_names()
         images, labels = tfds_sets.to_numpy(tfds_sets.flowers102_pipeline(split, image_size), limit)

@@ -13,7 +13,7 @@ with antialiasing).
 
 from __future__ import annotations
 
-from imagegen.data.download import OfflineError, is_reachable
+from imagegen.network import require_reachable
 
 # Where tensorflow-datasets downloads each set from (checked before tfds.load).
 DOWNLOAD_HOSTS = {
@@ -47,13 +47,10 @@ def load_tfds(name, split, data_dir=None, timeout=5.0):
     builder = tfds.builder(name, data_dir=data_dir)
     if not builder.is_prepared():
         url = DOWNLOAD_HOSTS.get(name, "https://storage.googleapis.com")
-        if not is_reachable(url, timeout=timeout):
-            raise OfflineError(
-                f"{TITLES.get(name, name)} (tensorflow-datasets '{name}') is not prepared in {builder.data_dir} "
-                f"and its download host {url} is unreachable.\n  Fix: connect to the internet and rerun; or copy a "
-                f"prepared tensorflow_datasets/{name} folder to {builder.data_dir}; or run offline in quick mode "
-                "with IMAGEGEN_MODE=quick."
-            )
+        require_reachable(url, f"{TITLES.get(name, name)} (tensorflow-datasets '{name}') is not prepared in "
+                          f"{builder.data_dir} and cannot be downloaded",
+                          f"connect to the internet and rerun; or copy a prepared tensorflow_datasets/{name} folder to "
+                          f"{builder.data_dir}; or run offline in quick mode with IMAGEGEN_MODE=quick.", timeout=timeout)
     return tfds.load(name, split=split, with_info=True, data_dir=data_dir)
 
 

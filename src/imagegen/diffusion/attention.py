@@ -35,6 +35,8 @@ import math
 import keras
 from keras import layers, ops
 
+from imagegen.keras_common import build_with_policy
+
 # Queries per chunk in ``attention``; 0 or None: never chunk (Keras's plain attention).
 # Read when a function is traced; 1024 keeps 32x32 latents (SD at 256x256) unchunked.
 QUERY_CHUNK_SIZE = 1024
@@ -118,10 +120,11 @@ class CrossAttention(layers.Layer):
         super().__init__(**kwargs)
         self.num_heads, self.head_size, self.query_chunk_size = num_heads, head_size, query_chunk_size
         inner = num_heads * head_size
-        self.to_q = layers.Dense(inner, use_bias=False, name="to_q")
-        self.to_k = layers.Dense(inner, use_bias=False, name="to_k")
-        self.to_v = layers.Dense(inner, use_bias=False, name="to_v")
-        self.out_proj = layers.Dense(inner, name="out_proj")
+        with build_with_policy(self):  # sublayers take this layer's dtype policy, also when loaded from a file
+            self.to_q = layers.Dense(inner, use_bias=False, name="to_q")
+            self.to_k = layers.Dense(inner, use_bias=False, name="to_k")
+            self.to_v = layers.Dense(inner, use_bias=False, name="to_v")
+            self.out_proj = layers.Dense(inner, name="out_proj")
 
     def build(self, x_shape, context_shape=None):
         input_shape = x_shape
@@ -159,7 +162,8 @@ class GEGLU(layers.Layer):
     def __init__(self, output_dim, approximate=True, **kwargs):
         super().__init__(**kwargs)
         self.output_dim, self.approximate = output_dim, approximate
-        self.dense = layers.Dense(output_dim * 2, name="dense")
+        with build_with_policy(self):
+            self.dense = layers.Dense(output_dim * 2, name="dense")
 
     def build(self, input_shape):
         self.dense.build(input_shape)
@@ -181,13 +185,14 @@ class BasicTransformerBlock(layers.Layer):
     def __init__(self, dim, num_heads, head_size, gelu_approximate=True, **kwargs):
         super().__init__(**kwargs)
         self.dim, self.num_heads, self.head_size, self.gelu_approximate = dim, num_heads, head_size, gelu_approximate
-        self.norm1 = layers.LayerNormalization(epsilon=1e-5, name="norm1")
-        self.attn1 = CrossAttention(num_heads, head_size, name="attn1")
-        self.norm2 = layers.LayerNormalization(epsilon=1e-5, name="norm2")
-        self.attn2 = CrossAttention(num_heads, head_size, name="attn2")
-        self.norm3 = layers.LayerNormalization(epsilon=1e-5, name="norm3")
-        self.geglu = GEGLU(dim * 4, approximate=gelu_approximate, name="geglu")
-        self.dense = layers.Dense(dim, name="dense")
+        with build_with_policy(self):
+            self.norm1 = layers.LayerNormalization(epsilon=1e-5, name="norm1")
+            self.attn1 = CrossAttention(num_heads, head_size, name="attn1")
+            self.norm2 = layers.LayerNormalization(epsilon=1e-5, name="norm2")
+            self.attn2 = CrossAttention(num_heads, head_size, name="attn2")
+            self.norm3 = layers.LayerNormalization(epsilon=1e-5, name="norm3")
+            self.geglu = GEGLU(dim * 4, approximate=gelu_approximate, name="geglu")
+            self.dense = layers.Dense(dim, name="dense")
 
     def build(self, x_shape, context_shape):
         input_shape = x_shape
@@ -221,10 +226,11 @@ class SpatialTransformer(layers.Layer):
         self.num_heads, self.head_size, self.groups = num_heads, head_size, groups
         self.norm_epsilon, self.gelu_approximate = norm_epsilon, gelu_approximate
         channels = num_heads * head_size
-        self.norm = layers.GroupNormalization(groups, epsilon=norm_epsilon, name="norm")
-        self.proj1 = layers.Conv2D(channels, 1, name="proj1")
-        self.transformer_block = BasicTransformerBlock(channels, num_heads, head_size, gelu_approximate, name="transformer_block")
-        self.proj2 = layers.Conv2D(channels, 1, name="proj2")
+        with build_with_policy(self):
+            self.norm = layers.GroupNormalization(groups, epsilon=norm_epsilon, name="norm")
+            self.proj1 = layers.Conv2D(channels, 1, name="proj1")
+            self.transformer_block = BasicTransformerBlock(channels, num_heads, head_size, gelu_approximate, name="transformer_block")
+            self.proj2 = layers.Conv2D(channels, 1, name="proj2")
 
     def build(self, x_shape, context_shape):
         input_shape = x_shape

@@ -3,27 +3,23 @@
 Training (``fit(images)``): for each image in [0, 1], normalise it per channel
 to x_0 = (image - mean) / std (``adapt`` measures mean and std on the data, as
 the keras.io DDIM does; before that, mean = std = 0.5 maps [0, 1] to [-1, 1]),
-draw a noise level and noise, form x_t = signal * x_0 + noise_rate * noise, and
-train the network to predict the noise from (x_t, t) with an MAE or MSE loss.
+draw a timestep and noise, form x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) e, and
+train the network to predict the noise from (x_t, timestep) with an MAE or MSE loss.
 
 Why predict the noise: it has the same scale at every level (unit variance),
 which makes one network good at all of them, and the clean image follows from
-it in closed form (see ``sampler.ddim_step``).
+it in closed form (``prediction.clean_estimate``).
 
 v-prediction (``prediction="v"``, Salimans and Ho, 2022): the network predicts
-v = signal * noise - noise_rate * x_0 instead. At the noisiest levels the noise
+v = sqrt(a_t) e - sqrt(1 - a_t) x_0 instead. At the noisiest levels the noise
 target carries almost no information about the image (x_0 = (x_t - noise_rate
 * noise) / signal divides by a signal rate near 0.02), while v there is almost
 -x_0: the network must say what the image will be. A text-conditioned model
 decides colour and layout at those levels, so v-prediction learns prompts
-faster (notebook 05). The sampler still receives noise: noise = noise_rate * x_t
-+ signal * v.
+faster (notebook 05). The sampler still receives the noise
+(``prediction.to_epsilon``).
 
-Why EMA: the weights jitter from batch to batch; an exponential moving average
-ema_w <- m * ema_w + (1 - m) * w (m = 0.999) is a smoothed model that samples
-better images. Sampling uses the EMA network by default. The momentum warms up
-as m_n = min(m, (1 + n) / (10 + n)) over the first optimizer steps n, so a
-short run's EMA is not stuck near the random initial weights.
+Why EMA: see ``imagegen.diffusion.ema``; sampling uses the EMA network by default.
 
 Text conditioning (notebook 05): with a network that takes a third input, a
 context (b, L, d) such as a text encoder's token features, ``fit`` takes a dict
@@ -34,7 +30,7 @@ prediction that classifier-free guidance needs at sampling time.
 
 Training customises Keras through ``call`` (which noises the batch) and
 ``compute_loss``; the default ``train_step`` of each backend does the rest,
-and ``train_step`` only adds the EMA update after the optimizer step.
+and ``EMATraining.train_step`` only adds the EMA update after the optimizer step.
 """
 
 from __future__ import annotations
@@ -42,18 +38,20 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from imagegen.diffusion.sampler import classifier_free_guidance, ddim_invert, ddim_sample
+from imagegen.diffusion import prediction as predictions
+from imagegen.diffusion.ema import EMATraining
+from imagegen.diffusion.samplers import classifier_free_guidance, get_scheduler, invert, sample
 from imagegen.diffusion.schedules import get_schedule
+from imagegen.keras_common import LossTrackerMetrics, dtype_policy_scope
 
 LOSSES = ("mae", "mse")
-PREDICTIONS = ("epsilon", "v")
 
 
 @keras.saving.register_keras_serializable("imagegen")
-class DiffusionModel(keras.Model):
-    """A noise-predicting network with a schedule, an EMA copy, and a DDIM sampler.
+class DiffusionModel(LossTrackerMetrics, EMATraining, keras.Model):
+    """A denoising network with a noise schedule, an EMA copy, and the course's samplers.
 
-    network: a Keras model [noisy images, times] -> predicted noise (``build_unet``).
+    network: a Keras model [noisy images, timesteps (b, 1)] -> predicted noise or v (``build_unet``).
     schedule: "cosine" (keras.io DDIM), "linear" or "scaled_linear" (SD), or a config dict.
     loss: "mae" (keras.io's choice) or "mse" (DDPM's).
     prediction: "epsilon" (predict the noise, as DDPM and SD v1) or "v" (see above).
@@ -68,9 +66,7 @@ class DiffusionModel(keras.Model):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-        if prediction not in PREDICTIONS:
-            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
-        self.prediction = prediction
+        self.prediction = predictions.check_prediction(prediction)
         self.network = network
         self.ema_network = keras.models.clone_model(network)
         self.ema_network.set_weights(network.get_weights())
@@ -78,7 +74,7 @@ class DiffusionModel(keras.Model):
         self.schedule = get_schedule(schedule)
         self.loss_name, self.ema_momentum, self.seed = loss, ema_momentum, seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.noise_loss_tracker = keras.metrics.Mean(name="noise_loss")
+        self.loss_tracker = keras.metrics.Mean(name="noise_loss")  # the loss on e, or on v
         self.image_size = network.inputs[0].shape[1]
         self.channels = network.inputs[0].shape[-1]
         self.data_mean = self.add_weight(shape=(self.channels,), initializer=keras.initializers.Constant(0.5), trainable=False, name="data_mean")
@@ -116,7 +112,7 @@ class DiffusionModel(keras.Model):
 
     @property
     def metrics(self):
-        return [self.noise_loss_tracker]
+        return [self.loss_tracker]
 
     def build(self, input_shape=None):
         """Nothing to create: both networks are built functional models."""
@@ -133,15 +129,14 @@ class DiffusionModel(keras.Model):
         return inputs["images"], inputs["context"]
 
     def call(self, inputs, training=False):
-        """Noise a batch of clean images at random levels; return (prediction, target): noise, or v."""
+        """Noise a batch of clean images at random timesteps; return (prediction, target): e, or v."""
         images, context = self._split_inputs(inputs)
         x0 = self.normalize(images)
         batch = ops.shape(x0)[0]
-        times, signal, noise_rate = self.schedule.training_levels(batch, self.seed_generator)
+        timesteps, signal, _ = self.schedule.training_levels(batch, self.seed_generator)
         noise = keras.random.normal(ops.shape(x0), seed=self.seed_generator)
-        # Forward process: x_t = signal * x_0 + noise_rate * noise.
-        noisy = signal[:, None, None, None] * x0 + noise_rate[:, None, None, None] * noise
-        network_inputs = [noisy, ops.reshape(times, (-1, 1))]
+        a_t = ops.square(signal)[:, None, None, None]
+        network_inputs = [predictions.add_noise(x0, noise, a_t), ops.reshape(timesteps, (-1, 1))]
         if self.conditional:
             context = ops.cast(context, "float32")
             if training and self.condition_dropout > 0:
@@ -149,58 +144,14 @@ class DiffusionModel(keras.Model):
                 drop = keras.random.uniform((batch, 1, 1), seed=self.seed_generator) < self.condition_dropout
                 context = ops.where(drop, self.null_context[None], context)
             network_inputs.append(context)
-        predicted = self.network(network_inputs, training=training)
-        if self.prediction == "v":  # v = signal * noise - noise_rate * x_0
-            return predicted, signal[:, None, None, None] * noise - noise_rate[:, None, None, None] * x0
-        return predicted, noise
+        return self.network(network_inputs, training=training), predictions.training_target(x0, noise, a_t, self.prediction)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        predicted, noise = y_pred
-        error = predicted - noise
+        predicted, target = y_pred
+        error = predicted - target
         loss = ops.mean(ops.abs(error)) if self.loss_name == "mae" else ops.mean(ops.square(error))
-        self.noise_loss_tracker.update_state(loss)
+        self.loss_tracker.update_state(loss)
         return loss
-
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        return {metric.name: metric.result() for metric in self.metrics}
-
-    # -- EMA ------------------------------------------------------------------------------
-    def train_step(self, *args):
-        """The backend's usual step, then the EMA update ema_w <- m * ema_w + (1 - m) * w."""
-        if keras.backend.backend() == "jax":
-            state, data = args
-            logs, state = super().train_step(state, data)
-            return logs, self._jax_ema_update(state)
-        logs = super().train_step(*args)
-        self.update_ema()
-        return logs
-
-    def ema_momentum_at(self, step):
-        """The warmed-up momentum after ``step`` optimizer steps: min(m, (1 + n) / (10 + n))."""
-        step = ops.cast(step, "float32")
-        return ops.minimum(self.ema_momentum, (1.0 + step) / (10.0 + step))
-
-    def update_ema(self, momentum=None):
-        """Move every EMA weight towards its network weight (TensorFlow, torch, or outside fit)."""
-        if momentum is None:
-            momentum = self.ema_momentum_at(self.optimizer.iterations) if self.optimizer is not None else self.ema_momentum
-        for ema_weight, weight in zip(self.ema_network.weights, self.network.weights):
-            ema_weight.assign(momentum * ema_weight + (1.0 - momentum) * weight)
-
-    def _jax_ema_update(self, state):
-        """JAX's step is stateless: apply the EMA update to the returned state's variables."""
-        trainable, non_trainable, optimizer_variables, metrics_variables = state
-        positions = {id(v): ("t", i) for i, v in enumerate(self.trainable_variables)}
-        positions.update({id(v): ("n", i) for i, v in enumerate(self.non_trainable_variables)})
-        iterations = optimizer_variables[[id(v) for v in self.optimizer.variables].index(id(self.optimizer.iterations))]
-        momentum = self.ema_momentum_at(iterations)
-        non_trainable = list(non_trainable)
-        for ema_weight, weight in zip(self.ema_network.weights, self.network.weights):
-            kind, source = positions[id(weight)]
-            value = trainable[source] if kind == "t" else non_trainable[source]
-            _, target = positions[id(ema_weight)]
-            non_trainable[target] = momentum * non_trainable[target] + (1.0 - momentum) * value
-        return trainable, non_trainable, optimizer_variables, metrics_variables
 
     # -- sampling -------------------------------------------------------------------------
     def _contexts(self, num_images, context, negative_context):
@@ -225,7 +176,7 @@ class DiffusionModel(keras.Model):
         return expand(context), expand(negative)
 
     def denoiser(self, use_ema=True, context=None, negative_context=None, guidance_scale=1.0):
-        """A callable (x_t in model space, time float) -> predicted noise, for the sampler.
+        """A callable (x_t in model space, timestep, a_t) -> the predicted noise e, for the samplers.
 
         With a context: classifier-free guidance at ``guidance_scale``, both halves in
         one network call on a doubled batch; the unconditional half reads
@@ -236,23 +187,20 @@ class DiffusionModel(keras.Model):
             context = ops.convert_to_tensor(context, "float32")
             negative_context = ops.convert_to_tensor(self.null_context if negative_context is None else negative_context, "float32")
 
-        def predict(x, time):
-            x = ops.convert_to_tensor(x, "float32")
-            times = ops.full((ops.shape(x)[0], 1), time, dtype="float32")
+        def predict(x, timesteps):
             if context is None:
-                return network([x, times], training=False)
-            if guidance_scale == 1.0:  # eps_uncond cancels: skip it
-                return network([x, times, context], training=False)
-            both = network([ops.concatenate([x, x]), ops.concatenate([times, times]), ops.concatenate([context, negative_context])], training=False)
+                return network([x, timesteps], training=False)
+            if guidance_scale == 1.0:  # the unconditional half cancels: skip it
+                return network([x, timesteps, context], training=False)
+            both = network([ops.concatenate([x, x]), ops.concatenate([timesteps, timesteps]),
+                            ops.concatenate([context, negative_context])], training=False)
             conditional, unconditional = ops.split(both, 2)
             return classifier_free_guidance(conditional, unconditional, guidance_scale)
 
-        def denoise(x, time):
-            predicted = predict(x, time)
-            if self.prediction == "epsilon":
-                return predicted
-            alpha_bar = float(self.schedule.alpha_bar(time))  # v -> noise: noise_rate * x_t + signal * v
-            return (1.0 - alpha_bar) ** 0.5 * ops.convert_to_tensor(x, "float32") + alpha_bar**0.5 * predicted
+        def denoise(x, timestep, a_t):
+            x = ops.convert_to_tensor(x, "float32")
+            output = predict(x, ops.full((ops.shape(x)[0], 1), float(timestep), dtype="float32"))
+            return predictions.to_epsilon(output, x, a_t, self.prediction)
 
         return denoise
 
@@ -261,36 +209,37 @@ class DiffusionModel(keras.Model):
         return keras.random.normal((num_images, self.image_size, self.image_size, self.channels), seed=seed)
 
     def generate(self, num_images=16, num_steps=20, eta=0.0, seed=None, initial_noise=None, use_ema=True,
-                 on_step=None, clip_denoised=True, context=None, negative_context=None, guidance_scale=1.0):
-        """Generate images from noise with DDIM. Returns numpy float32 (n, size, size, channels) in [0, 1].
+                 on_step=None, clip_denoised=True, context=None, negative_context=None, guidance_scale=1.0,
+                 scheduler="ddim"):
+        """Generate images from noise. Returns numpy float32 (n, size, size, channels) in [0, 1].
 
         num_steps: denoising steps (DDIM works well with 10 to 50).
-        eta: 0 deterministic; 1 behaves like DDPM.
+        eta: DDIM's: 0 deterministic; 1 behaves like DDPM.
         initial_noise: x_T to start from (default: drawn from ``seed``).
-        on_step: callback (step, x_prev, x0_hat) with tensors in model space (``denormalize`` shows them).
+        on_step: callback (step index, x_next, x0) with tensors in model space (``denormalize`` shows them).
         clip_denoised: keep each clean-image estimate within valid pixels.
         context: conditional models: (L, d) for all images or (num_images, L, d).
         negative_context: what to steer away from (default: the null context).
         guidance_scale: classifier-free guidance strength s (1 = plain conditional).
+        scheduler: "ddim" or "dpm++2m" (``imagegen.diffusion.samplers``), the same as Stable Diffusion's.
         """
         if initial_noise is not None:
             num_images = initial_noise.shape[0]
         context, negative_context = self._contexts(num_images, context, negative_context)
         noise = self.initial_noise(num_images, seed) if initial_noise is None else initial_noise
-        times, alpha_bars = self.schedule.sampling_plan(num_steps)
+        options = {"eta": eta, "seed": seed} if eta else {}
+        sampler = get_scheduler(scheduler, self.schedule, x0_range=self.pixel_range() if clip_denoised else None, **options)
         denoise = self.denoiser(use_ema, context, negative_context, guidance_scale)
-        x0 = ddim_sample(denoise, noise, times, alpha_bars, eta=eta, seed=seed, on_step=on_step,
-                         x0_range=self.pixel_range() if clip_denoised else None)
+        x0 = sample(denoise, ops.convert_to_tensor(noise, "float32"), sampler, num_steps, on_step=on_step)
         return self.denormalize(x0)
 
     def invert(self, images, num_steps=50, use_ema=True, refine_steps=2, context=None):
         """DDIM inversion: the noise x_T that ``generate(initial_noise=x_T, num_steps=num_steps, eta=0,
-        clip_denoised=False, context=context)`` maps back to ``images`` (see ``sampler.ddim_invert``
+        clip_denoised=False, context=context)`` maps back to ``images`` (see ``samplers.invert``
         for ``refine_steps``). Conditional models invert under ``context`` without guidance."""
         context, _ = self._contexts(len(images), context, None)
-        times, alpha_bars = self.schedule.sampling_plan(num_steps)
-        noise = ddim_invert(self.denoiser(use_ema, context), self.normalize(images), times, alpha_bars, refine_steps)
-        return ops.convert_to_numpy(noise)
+        plan = self.schedule.plan(num_steps)
+        return ops.convert_to_numpy(invert(self.denoiser(use_ema, context), self.normalize(images), plan, refine_steps))
 
     def get_config(self):
         return {
@@ -304,6 +253,7 @@ class DiffusionModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["network"] = keras.saving.deserialize_keras_object(config["network"])
+        with dtype_policy_scope(config.get("dtype")):  # the network's layers keep the saved mixed-precision policy
+            config["network"] = keras.saving.deserialize_keras_object(config["network"])
         return cls(**config)
 

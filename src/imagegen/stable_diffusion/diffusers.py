@@ -21,7 +21,12 @@ import numpy as np
 
 from imagegen.clip import TextEncoder
 from imagegen.stable_diffusion.unet import UNet
-from imagegen.stable_diffusion.vae import Decoder, ImageEncoder
+from imagegen.stable_diffusion.autoencoder import Decoder, Encoder
+
+# SD 1.5's scheduler_config.json, the schedule its single-file checkpoints were published with.
+SD15_SCHEDULER = dict(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", num_train_timesteps=1000,
+                      clip_sample=False, set_alpha_to_one=False, steps_offset=1, timestep_spacing="leading",
+                      prediction_type="epsilon")
 
 # -- layout conversions -----------------------------------------------------------------------------
 def _linear(w):
@@ -231,7 +236,7 @@ def vae_from_config(cfg):
         raise ValueError(f"layers_per_block={cfg['layers_per_block']} is not SD v1's VAE (2)")
     if abs(cfg.get("scaling_factor", 0.18215) - 0.18215) > 1e-6:
         raise ValueError(f"the VAE's scaling_factor is {cfg['scaling_factor']}, not SD v1's 0.18215 (an SDXL or SD 3 VAE?)")
-    return Decoder(**kwargs), ImageEncoder(**kwargs)
+    return Decoder(**kwargs), Encoder(**kwargs)
 
 
 def text_encoder_from_config(cfg):

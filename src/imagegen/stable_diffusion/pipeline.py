@@ -2,18 +2,20 @@
 
     context  = text_encoder(tokenize(prompt))                       (b, 77, 768)
     x_T      ~ N(0, I)                                              (b, h/8, w/8, 4)
-    for t in timesteps (noisy -> clean):
-        e_c, e_u = unet([x_t, x_t], t, [context, negative])        one call, doubled batch
-        e        = e_u + s (e_c - e_u)                              classifier-free guidance
-        (a v-predicting UNet: the same guidance on v, then e = sqrt(1 - a_t) x_t + sqrt(a_t) v)
-        x_t      = scheduler.step(x_t, e)                           DDIM or DPM-Solver++
+    for timestep, a_t, a_next in scheduler.plan(n):                 noisiest first
+        o_c, o_u = unet([x_t, x_t], timestep, [context, negative]) one call, doubled batch
+        o        = o_u + s (o_c - o_u)                              classifier-free guidance
+        e        = to_epsilon(o, x_t, a_t)                          o is e, or v (SD 2.x's 768-v)
+        x_t, x0, state = scheduler.step(x_t, e, a_t, a_next, state) DDIM or DPM-Solver++
     image    = decoder(x_0)                                         (b, h, w, 3) in [-1, 1]
 
 The public methods carry KerasCV's names and arguments (``text_to_image``,
 ``encode_text``, ``generate_image``) and add ``image_to_image`` and
 ``inpaint``. All return uint8 arrays (batch, height, width, 3). The guided
 UNet call and the decoder are compiled (XLA with TensorFlow, ``jax.jit`` with
-JAX); the schedulers' few elementwise updates run around them.
+JAX); the schedulers' few elementwise updates run around them. Schedules,
+samplers and conversions are ``imagegen.diffusion``'s, the ones notebook 03's
+pixel-space model uses: only what is denoised (latents) and the conditioning differ.
 """
 
 from __future__ import annotations
@@ -22,12 +24,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from imagegen import rehearsal
 from imagegen.clip import CLIPTokenizer
-from imagegen.diffusion.sampler import classifier_free_guidance
+from imagegen.diffusion.prediction import add_noise, to_epsilon
+from imagegen.diffusion.samplers import classifier_free_guidance, get_scheduler, sample
 from imagegen.stable_diffusion.compiled import compile_function
 from imagegen.stable_diffusion.inputs import as_images, as_mask, expand
-from imagegen.stable_diffusion.schedulers import SD15_SCHEDULER, SamplingSchedule, add_noise, get_scheduler
 
 
 class StableDiffusion:
@@ -35,13 +36,13 @@ class StableDiffusion:
 
     text_encoder: ``imagegen.clip.TextEncoder`` (token ids -> features).
     unet: ``imagegen.stable_diffusion.UNet``.
-    decoder: ``Decoder`` (latent -> image); image_encoder: ``ImageEncoder`` (needed by
+    decoder: ``Decoder`` (latent -> image); image_encoder: ``Encoder`` (needed by
         image_to_image and inpaint).
     tokenizer: a ``CLIPTokenizer`` whose max_length matches the text encoder.
     img_height, img_width: output size in pixels, fixed at construction.
     scheduler: "ddim" (KerasCV's sampler, default) or "dpm++2m" (fewer steps).
-    schedule: the ``SamplingSchedule`` the weights came with (default KerasCV's);
-        ``from_diffusers`` and ``from_single_file`` pass their source's own.
+    schedule: the noise schedule the weights came with (a ``DiscreteSchedule``; default SD's, on KerasCV's spacing);
+        ``sources.from_diffusers`` and ``sources.from_single_file`` pass their source's own.
     jit_compile: compile the guided UNet call and the decoder.
     progress: show a progress bar over the denoising steps.
     """
@@ -69,69 +70,8 @@ class StableDiffusion:
         self._unconditional = None
 
     # -- construction ----------------------------------------------------------------------------
-    @classmethod
-    def from_preset(cls, preset, img_height=None, img_width=None, dtype=None, **kwargs):
-        """Pretrained weights by name: "sd-v1.4" (KerasCV's files, downloaded once and sha256-checked)
-        or "mini" (the course's small model, shipped with the package, 64x64).
-
-        img_height, img_width: default to the size the preset was trained at (512 or 64).
-
-        dtype: "mixed_float16" (GPU) or "mixed_bfloat16" (TPU) runs the text encoder and
-        UNet in half precision; the VAE and the sampler stay float32.
-        """
-        from imagegen.stable_diffusion.presets import DEFAULT_SIZES, load_preset
-
-        text_encoder, unet, decoder, image_encoder = load_preset(preset, dtype)
-        size = rehearsal.image_size(DEFAULT_SIZES[preset])
-        return cls(text_encoder, unet, decoder, image_encoder, img_height=img_height or size, img_width=img_width or size,
-                   **kwargs)
-
-    @classmethod
-    def from_config_name(cls, config="sd-v1", img_height=512, img_width=512, dtype=None, **kwargs):
-        """Randomly initialised modules of a named size ("sd-v1", "tiny"): the architecture without training."""
-        from imagegen.stable_diffusion.presets import build
-
-        return cls(*build(config, dtype), img_height=img_height, img_width=img_width, **kwargs)
-
-    @classmethod
-    def from_keras_cv(cls, text_encoder, diffusion_model, decoder, image_encoder=None, **kwargs):
-        """Copy KerasCV's SD v1 sub-models into ours; the size defaults to the decoder's."""
-        from imagegen.stable_diffusion.presets import from_keras_cv
-
-        kwargs.setdefault("img_height", decoder.input_shape[1] * 8)
-        kwargs.setdefault("img_width", decoder.input_shape[2] * 8)
-        return cls(*from_keras_cv(text_encoder, diffusion_model, decoder, image_encoder), **kwargs)
-
-    @classmethod
-    def from_diffusers(cls, path_or_repo, img_height=None, img_width=None, dtype=None, variant=None, **kwargs):
-        """SD v1 or SD 2.x weights in diffusers format: a local folder or a Hugging Face repo id.
-
-        Reads safetensors only and downloads only the files it loads (``variant="fp16"``
-        prefers the half-size files). The folder's ``scheduler_config.json`` sets the
-        sampling schedule and what the UNet predicts (epsilon or v).
-        img_height, img_width: default to the UNet's ``sample_size`` x 8 (512 for SD v1, 768 for SD 2.x's 768-v).
-        """
-        from imagegen.stable_diffusion.repository import load_diffusers
-
-        loaded = load_diffusers(path_or_repo, dtype=dtype, variant=variant)
-        size = rehearsal.image_size(loaded.image_size)
-        return cls(*loaded.modules, tokenizer=kwargs.pop("tokenizer", loaded.tokenizer), img_height=img_height or size,
-                   img_width=img_width or size, schedule=kwargs.pop("schedule", loaded.schedule), **kwargs)
-
-    @classmethod
-    def from_single_file(cls, path, img_height=512, img_width=512, dtype=None, ema=True, **kwargs):
-        """An SD v1.x checkpoint in one ``.safetensors`` file, in the original (CompVis) layout.
-
-        ``v1-5-pruned-emaonly.safetensors`` and most fine-tunes shared as one file.
-        ema: use the EMA UNet weights where the file has both. Sampled on SD 1.5's
-        published schedule (diffusers' "leading" spacing, steps_offset 1).
-        """
-        from imagegen.stable_diffusion.single_file import load_single_file
-
-        schedule, _ = SamplingSchedule.from_diffusers(SD15_SCHEDULER)
-        return cls(*load_single_file(path, ema=ema, dtype=dtype), img_height=img_height, img_width=img_width,
-                   schedule=kwargs.pop("schedule", schedule), **kwargs)
-
+    # Loading weights is not the pipeline's job: ``imagegen.stable_diffusion.sources`` (``from_preset``,
+    # ``from_diffusers``, ...) builds the modules and hands them to ``__init__``.
     def set_text_encoder(self, text_encoder):
         """Swap in another text encoder (e.g. one that learned a new token); forgets the cached empty prompt."""
         if text_encoder.max_length != self.text_encoder.max_length or text_encoder.width != self.text_encoder.width:
@@ -156,8 +96,8 @@ class StableDiffusion:
         return context, expand(negative, batch_size, "negative_prompt")
 
     # -- sampling --------------------------------------------------------------------------------
-    def guided_noise(self, latents, timestep, context, negative_context, guidance_scale):
-        """e_u + s (e_c - e_u) from ONE UNet call on [latents, latents] with [context, negative]."""
+    def guided_prediction(self, latents, timestep, context, negative_context, guidance_scale):
+        """o_u + s (o_c - o_u) from ONE UNet call on [latents, latents] with [context, negative]; o is e or v."""
         batch = ops.shape(latents)[0]
         timesteps = ops.full((2 * batch,), float(timestep), dtype="float32")
         both = self._unet_call(ops.concatenate([latents, latents]), timesteps, ops.concatenate([context, negative_context]))
@@ -165,22 +105,16 @@ class StableDiffusion:
         return classifier_free_guidance(conditional, unconditional, guidance_scale)
 
     def _denoise(self, latents, context, negative, num_steps, guidance_scale, start=0, on_step=None, keep=None):
-        """Run the scheduler's plan from step ``start``; ``keep(latents, a_next)`` can re-impose known content."""
+        """Run the scheduler's plan from step ``start`` (``diffusion.samplers.sample``); ``keep`` re-imposes known content."""
         from tqdm.auto import tqdm
 
-        previous = None
-        plan = self.scheduler.plan(num_steps)
-        for index, (timestep, a_t, a_next) in enumerate(tqdm(plan[start:], desc="denoising", leave=False,
-                                                             disable=not self.progress), start):
-            noise = self.guided_noise(latents, timestep, context, negative, guidance_scale)
-            if self.prediction == "v":  # noise = sqrt(1 - a) x_t + sqrt(a) v
-                noise = float(np.sqrt(1.0 - a_t)) * latents + float(np.sqrt(a_t)) * noise
-            latents, previous = self.scheduler.step(latents, noise, a_t, a_next, previous)
-            if keep is not None:
-                latents = keep(latents, a_next)
-            if on_step is not None:
-                on_step(index, latents)
-        return latents
+        def denoise(x, timestep, a_t):
+            return to_epsilon(self.guided_prediction(x, timestep, context, negative, guidance_scale), x, a_t, self.prediction)
+
+        def progress(plan):
+            return tqdm(plan, desc="denoising", leave=False, disable=not self.progress)
+
+        return sample(denoise, latents, self.scheduler, num_steps, start, on_step, keep, progress)
 
     def decode(self, latents):
         """Latents -> uint8 images: decoder output in [-1, 1] mapped to 0..255."""
@@ -197,7 +131,7 @@ class StableDiffusion:
         encoded_text: (77, 768) for every image, or (batch_size, 77, 768).
         diffusion_noise: the starting latent noise (h/8, w/8, 4) or (batch_size, h/8, w/8, 4);
             otherwise drawn from ``seed``.
-        on_step: optional callback (step index, latents) after each step.
+        on_step: optional callback (step index, latents, x0) after each step, as ``DiffusionModel.generate``'s.
         """
         if diffusion_noise is not None and seed is not None:
             raise ValueError("pass diffusion_noise or seed, not both: seed only draws the noise")

@@ -1,20 +1,23 @@
-"""Named Stable Diffusion configurations, and pretrained presets built from them.
+"""Named Stable Diffusion configurations, and pretrained presets built from them: modules, not pipelines.
 
 - ``build(config)``: the three modules of a named size with random weights
   ("sd-v1": the real sizes; "tiny": for tests).
 - ``load_preset("sd-v1.4")``: KerasCV's published SD v1.4 weights, downloaded once
   into the cache (sha256-checked) and read into our modules;
-  ``load_preset("mini")``: the course's own small model, shipped with the package (``mini.py``).
-- ``from_keras_cv(...)``: live KerasCV sub-models copied into ours.
+  ``load_preset("mini")``: the course's own small model, shipped with the package (``mini_asset.py``).
+- ``keras_cv_modules(...)``: live KerasCV sub-models copied into ours.
+
+``sources.py`` turns these modules into a ``StableDiffusion`` pipeline; this module
+never imports the pipeline, so it stays below it.
 """
 
 from __future__ import annotations
 
 from imagegen import rehearsal
 from imagegen.clip import TextEncoder
-from imagegen.stable_diffusion.precision import dtype_policy
+from imagegen.keras_common import dtype_policy_scope
 from imagegen.stable_diffusion.unet import UNet
-from imagegen.stable_diffusion.vae import Decoder, ImageEncoder
+from imagegen.stable_diffusion.autoencoder import Decoder, Encoder
 from imagegen.stable_diffusion.weights import assign_in_order, keras_cv_arrays, load_keras_h5, sd_v1_4_paths
 
 CONFIGS = {
@@ -35,17 +38,17 @@ def build(config="sd-v1", dtype=None):
     dtype: a mixed-precision policy for the text encoder and the UNet. The VAE always
     stays float32: SD's decoder overflows float16 and then returns black images.
     """
-    from imagegen.stable_diffusion import unet as unet_module, vae as vae_module
+    from imagegen.stable_diffusion import autoencoder, unet as unet_module
 
     if config not in CONFIGS:
         raise ValueError(f"unknown configuration {config!r}; choose one of {', '.join(CONFIGS)}")
     spec = CONFIGS[config]
-    with dtype_policy(dtype):
+    with dtype_policy_scope(dtype):
         text_encoder = TextEncoder(**spec["text"])
         unet = UNet(**{**unet_module.CONFIGS[spec["unet"]], "context_dim": spec["text"]["width"]})
-    vae = vae_module.CONFIGS[spec["vae"]]
-    with dtype_policy("float32"):
-        return text_encoder, unet, Decoder(**vae), ImageEncoder(**vae)
+    vae = autoencoder.CONFIGS[spec["vae"]]
+    with dtype_policy_scope("float32"):
+        return text_encoder, unet, Decoder(**vae), Encoder(**vae)
 
 
 def load_preset(name, dtype=None):
@@ -53,7 +56,7 @@ def load_preset(name, dtype=None):
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     if name == "mini":
-        from imagegen.stable_diffusion.mini import load_mini
+        from imagegen.stable_diffusion.mini_asset import load_mini
 
         return load_mini(dtype=dtype)
     print("Stable Diffusion v1.4's weights are under the CreativeML OpenRAIL-M licence: "
@@ -73,20 +76,25 @@ def load_text_encoder(name="sd-v1.4", dtype=None):
     if name != "sd-v1.4":
         raise ValueError(f"load_text_encoder reads KerasCV's published files: only 'sd-v1.4', got {name!r}")
     path = sd_v1_4_paths(parts=("text_encoder",))["text_encoder"]
-    with dtype_policy(dtype):
+    with dtype_policy_scope(dtype):
         encoder = TextEncoder(**CONFIGS[rehearsal.model_config(PRESETS[name])]["text"])
     return load_keras_h5(encoder, path)
 
 
-def from_keras_cv(text_encoder, diffusion_model, decoder, image_encoder=None):
-    """Our modules with the weights of KerasCV's SD v1 sub-models (built with or without their weights)."""
-    from imagegen.stable_diffusion import unet as unet_module, vae as vae_module
+def keras_cv_modules(keras_cv_text_encoder, keras_cv_unet, keras_cv_decoder, keras_cv_image_encoder=None):
+    """Our (text_encoder, unet, decoder, image_encoder) with the weights of KerasCV's SD v1 sub-models.
 
-    text = TextEncoder.from_keras_cv(text_encoder)
-    unet = assign_in_order(UNet(**unet_module.CONFIGS["sd-v1"]), keras_cv_arrays(diffusion_model), "KerasCV's DiffusionModel")
-    ours_decoder = assign_in_order(Decoder(**vae_module.CONFIGS["sd-v1"]), keras_cv_arrays(decoder), "KerasCV's Decoder")
+    KerasCV's models may be built with or without their weights. ``keras_cv_unet`` is KerasCV's UNet,
+    which KerasCV calls ``DiffusionModel`` (not the course's pixel-space ``imagegen.diffusion.DiffusionModel``).
+    """
+    from imagegen.stable_diffusion import autoencoder, unet as unet_module
+
+    text = TextEncoder.from_keras_cv(keras_cv_text_encoder)
+    unet = assign_in_order(UNet(**unet_module.CONFIGS["sd-v1"]), keras_cv_arrays(keras_cv_unet),
+                           "KerasCV's UNet (its DiffusionModel)")
+    decoder = assign_in_order(Decoder(**autoencoder.CONFIGS["sd-v1"]), keras_cv_arrays(keras_cv_decoder), "KerasCV's Decoder")
     encoder = None
-    if image_encoder is not None:
-        encoder = assign_in_order(ImageEncoder(**vae_module.CONFIGS["sd-v1"]), keras_cv_arrays(image_encoder),
+    if keras_cv_image_encoder is not None:
+        encoder = assign_in_order(Encoder(**autoencoder.CONFIGS["sd-v1"]), keras_cv_arrays(keras_cv_image_encoder),
                                   "KerasCV's ImageEncoder")
-    return text, unet, ours_decoder, encoder
+    return text, unet, decoder, encoder

@@ -25,6 +25,8 @@ import json
 import pathlib
 from typing import NamedTuple
 
+from imagegen.stable_diffusion.tensor_file import read_safetensors
+
 WEIGHT_STEMS = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
 SMALL_FILES = ("model_index.json", "scheduler/scheduler_config.json", "tokenizer/special_tokens_map.json")
 SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline")
@@ -41,7 +43,7 @@ class DiffusersModel(NamedTuple):
 
     modules: tuple  # (text_encoder, unet, decoder, image_encoder)
     tokenizer: object  # a CLIPTokenizer padding as the repository's does
-    schedule: object  # a SamplingSchedule
+    schedule: object  # a DiscreteSchedule
     image_size: int
     files: tuple  # the repository paths read
 
@@ -93,14 +95,13 @@ def fetch(path_or_repo, variant=None, revision=None):
     path = pathlib.Path(path_or_repo).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise ValueError(f"{path} is a file; a single-file checkpoint loads with StableDiffusion.from_single_file")
+            raise ValueError(f"{path} is a file; a single-file checkpoint loads with from_single_file")
         return path, select_files(listing_of(path), variant)
-    from imagegen import config
-    from imagegen.data.download import OfflineError, is_reachable
+    from imagegen.network import require_reachable
 
-    if config.offline_forced() or not is_reachable("https://huggingface.co", timeout=5):
-        raise OfflineError(f"{path_or_repo!r} is not a local folder and huggingface.co is unreachable; download the "
-                           "model elsewhere (its unet/, vae/, text_encoder/ and scheduler/ folders) and pass that folder")
+    require_reachable("https://huggingface.co", f"{path_or_repo!r} is not a local folder and cannot be downloaded",
+                      "download the model elsewhere (its unet/, vae/, text_encoder/ and scheduler/ folders) and pass "
+                      "that folder.", timeout=5)
     try:
         from huggingface_hub import snapshot_download
     except ImportError as error:
@@ -133,15 +134,6 @@ def check_pipeline(model_index):
         raise ValueError(f"not loaded: model_index.json names {name}; this course runs {' and '.join(SUPPORTED_PIPELINES)} models")
 
 
-def read_safetensors(path):
-    """Every tensor of a safetensors file as float32 numpy arrays (never pickle)."""
-    try:
-        from safetensors.numpy import load_file
-    except ImportError as error:
-        raise ImportError("reading diffusers weights needs safetensors: pip install safetensors") from error
-    return {key: value.astype("float32") for key, value in load_file(str(path)).items()}
-
-
 def load_diffusers(path_or_repo, dtype=None, variant=None, revision=None):
     """A ``DiffusersModel`` from a diffusers SD v1 or SD 2.x folder or Hub repository id.
 
@@ -149,8 +141,8 @@ def load_diffusers(path_or_repo, dtype=None, variant=None, revision=None):
     """
     from imagegen.clip import CLIPTokenizer
     from imagegen.stable_diffusion import diffusers as names
-    from imagegen.stable_diffusion.precision import dtype_policy
-    from imagegen.stable_diffusion.schedulers import SD15_SCHEDULER, SamplingSchedule
+    from imagegen.diffusion.schedules import DiscreteSchedule
+    from imagegen.keras_common import dtype_policy_scope
 
     root, files = fetch(path_or_repo, variant, revision)
     check_pipeline(read_json(root, "model_index.json", required=False))
@@ -158,21 +150,21 @@ def load_diffusers(path_or_repo, dtype=None, variant=None, revision=None):
     schedule_config = read_json(root, "scheduler/scheduler_config.json", required=False)
     if not schedule_config:
         print(f"{root}: no scheduler/scheduler_config.json; sampling on SD 1.5's published schedule")
-        schedule_config = SD15_SCHEDULER
-    schedule, prediction = SamplingSchedule.from_diffusers(schedule_config)
+        schedule_config = names.SD15_SCHEDULER
+    schedule, prediction = DiscreteSchedule.from_diffusers(schedule_config)
     unet_config = read_json(root, "unet/config.json")
     pad = read_json(root, "tokenizer/special_tokens_map.json", required=False).get("pad_token")
     pad = pad.get("content") if isinstance(pad, dict) else pad  # newer files: {"content": "!", ...}
-    with dtype_policy(dtype):
+    with dtype_policy_scope(dtype):
         unet = names.unet_from_config(unet_config, prediction)
         text_encoder = names.text_encoder_from_config(read_json(root, "text_encoder/config.json"))
-    names.load_pairs(names.unet_pairs(unet), read_safetensors(weights["unet"]), str(weights["unet"]))
-    with dtype_policy("float32"):
+    names.load_pairs(names.unet_pairs(unet), read_safetensors(weights["unet"], "float32"), str(weights["unet"]))
+    with dtype_policy_scope("float32"):
         decoder, image_encoder = names.vae_from_config(read_json(root, "vae/config.json"))
-    vae = read_safetensors(weights["vae"])
+    vae = read_safetensors(weights["vae"], "float32")
     names.load_pairs(names.decoder_pairs(decoder), vae, str(weights["vae"]))
     names.load_pairs(names.image_encoder_pairs(image_encoder), vae, str(weights["vae"]))
-    text = read_safetensors(weights["text_encoder"])
+    text = read_safetensors(weights["text_encoder"], "float32")
     text = {name.removeprefix("text_model."): value for name, value in text.items()}
     names.load_pairs(names.text_encoder_pairs(text_encoder), text, str(weights["text_encoder"]))
     image_size = int(unet_config.get("sample_size", 64)) * decoder.downsampling

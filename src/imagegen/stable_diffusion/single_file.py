@@ -12,7 +12,7 @@ folder. Such a file holds the three networks under their original names:
 We rename every tensor to its diffusers name (pure functions on the names, below),
 infer the architecture from the tensor shapes, then reuse ``diffusers.py``'s pairing
 (``unet_pairs`` ...) and ``load_pairs``, which check shapes and convert layouts.
-Only safetensors are read, with numpy: pickle files (.ckpt) can run code when loaded.
+Only safetensors are read, with numpy (``tensor_file.read_safetensors``): pickle files (.ckpt) can run code when loaded.
 Head counts and GroupNorm group counts are not in the weights: the arguments say them.
 """
 
@@ -23,14 +23,11 @@ import re
 
 from imagegen.stable_diffusion.diffusers import (decoder_pairs, image_encoder_pairs, load_pairs, text_encoder_from_config,
                                                  text_encoder_pairs, unet_from_config, unet_pairs, vae_from_config)
+from imagegen.stable_diffusion.tensor_file import read_safetensors
 
 UNET, VAE, TEXT = "model.diffusion_model.", "first_stage_model.", "cond_stage_model.transformer."
 PARTS = {UNET: "the UNet", VAE: "the VAE", TEXT: "the CLIP text encoder"}
-PICKLES = (".ckpt", ".pt", ".pth", ".bin")
 EMA, EMA_BUFFERS = "model_ema.", ("model_ema.decay", "model_ema.num_updates")
-CONVERT = ("python -c \"import torch, safetensors.torch as st; sd = torch.load({src!r}, map_location='cpu', weights_only=True); "
-           "st.save_file({{k: v.detach().clone().contiguous() for k, v in sd.get('state_dict', sd).items() "
-           "if hasattr(v, 'contiguous')}}, {dst!r})\"")
 
 
 # -- names: original -> diffusers -------------------------------------------------------------------
@@ -107,25 +104,7 @@ def text_name(key):
     return key.removeprefix("text_model.")
 
 
-# -- the file ---------------------------------------------------------------------------------------
-def read_checkpoint(path):
-    """All tensors of a single-file .safetensors checkpoint (numpy arrays), refusing pickles."""
-    path = pathlib.Path(path).expanduser()
-    if path.suffix.lower() in PICKLES:
-        command = CONVERT.format(src=str(path), dst=str(path.with_suffix(".safetensors")))
-        raise ValueError(f"{path.name} is a pickle file, and pickle files can run code when loaded: only .safetensors "
-                         f"are read. Convert it to safetensors once, in an environment you trust: {command}")
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint file at {path}")
-    from safetensors.numpy import load_file
-
-    try:
-        return load_file(str(path))
-    except KeyError as error:  # older safetensors' numpy reader has no bfloat16
-        raise ValueError(f"{path.name} holds {error} tensors that this safetensors cannot read with numpy: "
-                         "upgrade safetensors (0.8.0 reads bfloat16)") from error
-
-
+# -- the file's tensors ------------------------------------------------------------------------------
 def _kind_check(tensors, name):
     """Refuse what is not a full SD v1 checkpoint, saying what it looks like."""
     if any(k.startswith("conditioner.embedders.") for k in tensors):
@@ -227,9 +206,9 @@ def load_single_file(path, ema=True, unet_heads=8, text_heads=12, dtype=None, gr
     unet_heads, text_heads, groups: what the weights don't say (SD v1: 8, 12 and 32 GroupNorm groups).
     dtype: a mixed-precision policy for the text encoder and the UNet (the VAE stays float32), as ``presets.build``.
     """
-    from imagegen.stable_diffusion.precision import dtype_policy
+    from imagegen.keras_common import dtype_policy_scope
 
-    tensors = read_checkpoint(path)
+    tensors = read_safetensors(path)  # refuses pickles, names a missing file
     name = pathlib.Path(path).name
     _kind_check(tensors, name)
     unet, vae, text = _unet_tensors(tensors, ema, name), _part(tensors, VAE), _part(tensors, TEXT)
@@ -238,9 +217,9 @@ def load_single_file(path, ema=True, unet_heads=8, text_heads=12, dtype=None, gr
         vae_cfg, text_cfg = _vae_config(vae, groups), _text_config({text_name(k): v for k, v in text.items()}, text_heads)
     except KeyError as error:
         raise ValueError(f"{name} lacks {error}, which every SD v1.x checkpoint has: is it one?") from None
-    with dtype_policy(dtype):
+    with dtype_policy_scope(dtype):
         text_encoder, unet_model = text_encoder_from_config(text_cfg), unet_from_config(unet_cfg)
-    with dtype_policy("float32"):
+    with dtype_policy_scope("float32"):
         decoder, image_encoder = vae_from_config(vae_cfg)
     levels = len(vae_cfg["block_out_channels"])
     _load([unet_pairs(unet_model)], _renamed(unet, lambda k: unet_name(k, per_level), f"{name} (UNet)"), f"{name} (UNet)")

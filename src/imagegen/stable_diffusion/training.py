@@ -24,11 +24,12 @@ import numpy as np
 from keras import ops
 
 from imagegen.diffusion.model import DiffusionModel
+from imagegen.keras_common import LossTrackerMetrics
 
 
 @keras.saving.register_keras_serializable("imagegen")
-class AutoencoderTrainer(keras.Model):
-    """Trains an ``ImageEncoder`` and a ``Decoder`` together; inputs are images in [0, 1].
+class AutoencoderTrainer(LossTrackerMetrics, keras.Model):
+    """Trains an ``Encoder`` and a ``Decoder`` together; inputs are images in [0, 1].
 
     The encoder's scale and the decoder's unscale layers cancel, so the models can be
     trained with any ``latent_scale`` and rebuilt with the measured one afterwards
@@ -65,9 +66,6 @@ class AutoencoderTrainer(keras.Model):
         self.kl_tracker.update_state(kl)
         return reconstruction_loss + self.kl_weight * kl
 
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        return {metric.name: metric.result() for metric in self.metrics}
-
     def get_config(self):
         return {**super().get_config(), "encoder": keras.saving.serialize_keras_object(self.encoder),
                 "decoder": keras.saving.serialize_keras_object(self.decoder), "kl_weight": self.kl_weight, "seed": self.seed}
@@ -90,33 +88,33 @@ def measure_latent_scale(encoder, images, batch_size=256):
 
 
 def with_latent_scale(model, latent_scale):
-    """A copy of an ``ImageEncoder`` or ``Decoder`` with the same weights and a new latent scale."""
+    """A copy of an ``Encoder`` or ``Decoder`` with the same weights and a new latent scale."""
     copy = type(model).from_config({**model.get_config(), "latent_scale": float(latent_scale)})
     copy.set_weights(model.get_weights())
     return copy
 
 
 @keras.saving.register_keras_serializable("imagegen")
-class TimestepFromTime(keras.layers.Layer):
-    """Network time (b, 1) in [0, 1) -> SD's timestep (b,) = 1000 t."""
+class TimestepVector(keras.layers.Layer):
+    """Timesteps (b, 1), as ``DiffusionModel`` hands every network, -> (b,), as SD's UNet takes them."""
 
-    def call(self, time):
-        return ops.reshape(time, (-1,)) * 1000.0
+    def call(self, timesteps):
+        return ops.reshape(timesteps, (-1,))
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0],)
 
 
 def timestep_network(unet, latent_size, context_length):
-    """Wrap SD's UNet for ``DiffusionModel``: inputs [latents, t (b, 1), context], t -> timestep 1000 t.
+    """Wrap SD's UNet for ``DiffusionModel``: inputs [latents, timesteps (b, 1), context].
 
-    ``DiscreteSchedule`` hands the network t = timestep / 1000; SD's UNet and the
-    pipeline's samplers use the integer timestep itself.
+    Every schedule of the course gives the network timesteps on SD's scale (0..1000),
+    so only the shape changes.
     """
     latent = keras.Input((latent_size, latent_size, unet.config["latent_channels"]), name="latent")
-    time = keras.Input((1,), name="time")
+    timesteps = keras.Input((1,), name="timesteps")
     context = keras.Input((context_length, unet.config["context_dim"]), name="context")
-    return keras.Model([latent, time, context], unet([latent, TimestepFromTime(name="timestep")(time), context]),
+    return keras.Model([latent, timesteps, context], unet([latent, TimestepVector(name="timestep")(timesteps), context]),
                        name="timestep_unet")
 
 

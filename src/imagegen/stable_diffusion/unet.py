@@ -23,7 +23,9 @@ import keras
 from keras import layers, ops
 
 from imagegen.diffusion.attention import SpatialTransformer
-from imagegen.diffusion.unet import SinusoidalEmbedding
+from imagegen.diffusion.pixel_unet import SinusoidalEmbedding
+from imagegen.diffusion.prediction import check_prediction
+from imagegen.keras_common import build_with_policy, dtype_policy_scope
 
 CONFIGS = {
     # SD v1.x: 4 levels, heads of 8, text features of CLIP ViT-L/14 (768).
@@ -36,45 +38,54 @@ CONFIGS = {
     "mini": dict(channels=(32, 64, 96), attention_levels=(False, True, True), num_heads=4,
                  context_dim=128, time_dim=64, layers_per_block=2, groups=8, prediction="v"),
 }
-PREDICTIONS = ("epsilon", "v")
 
 
 @keras.saving.register_keras_serializable("imagegen")
 class ResBlock(layers.Layer):
-    """x (b, h, w, c_in), time embedding (b, e) -> (b, h, w, c_out), with the embedding added between two convs."""
+    """x (b, h, w, c_in) [, time embedding (b, e)] -> (b, h, w, c_out): SD's residual block, UNet's and VAE's.
 
-    def __init__(self, output_dim, groups=32, **kwargs):
+    The UNet's adds the embedding between the two convs; the autoencoder's
+    (``time_embedding=False``, KerasCV's ``ResnetBlock``) has no time input. Both
+    list their weights in KerasCV's order: norm1, conv1, [time_proj,] norm2, conv2, skip.
+    epsilon: the GroupNorms' (KerasCV's 1e-5; diffusers' VAE uses 1e-6).
+    """
+
+    def __init__(self, output_dim, groups=32, epsilon=1e-5, time_embedding=True, **kwargs):
         super().__init__(**kwargs)
-        self.output_dim, self.groups = output_dim, groups
-        self.norm1 = layers.GroupNormalization(groups, epsilon=1e-5, name="norm1")
-        self.conv1 = layers.Conv2D(output_dim, 3, padding="same", name="conv1")
-        self.time_proj = layers.Dense(output_dim, name="time_proj")
-        self.norm2 = layers.GroupNormalization(min(groups, output_dim), epsilon=1e-5, name="norm2")
-        self.conv2 = layers.Conv2D(output_dim, 3, padding="same", name="conv2")
+        self.output_dim, self.groups, self.epsilon, self.time_embedding = output_dim, groups, epsilon, time_embedding
+        with build_with_policy(self):
+            self.norm1 = layers.GroupNormalization(groups, epsilon=epsilon, name="norm1")
+            self.conv1 = layers.Conv2D(output_dim, 3, padding="same", name="conv1")
+            self.time_proj = layers.Dense(output_dim, name="time_proj") if time_embedding else None
+            self.norm2 = layers.GroupNormalization(_groups_for(output_dim, groups), epsilon=epsilon, name="norm2")
+            self.conv2 = layers.Conv2D(output_dim, 3, padding="same", name="conv2")
 
-    def build(self, x_shape, embedding_shape):
-        if x_shape[-1] % self.groups:
-            self.norm1.groups = _groups_for(x_shape[-1], self.groups)
+    def build(self, x_shape, embedding_shape=None):
+        self.norm1.groups = _groups_for(x_shape[-1], self.groups)
         self.norm1.build(x_shape)
         self.conv1.build(x_shape)
-        self.time_proj.build(embedding_shape)
+        if self.time_proj is not None:
+            self.time_proj.build(embedding_shape)
         out_shape = (*x_shape[:-1], self.output_dim)
         self.norm2.build(out_shape)
         self.conv2.build(out_shape)
         # Created last, as KerasCV does: its weights come last in the block.
-        self.skip = layers.Conv2D(self.output_dim, 1, name="skip") if x_shape[-1] != self.output_dim else None
+        with build_with_policy(self):
+            self.skip = layers.Conv2D(self.output_dim, 1, name="skip") if x_shape[-1] != self.output_dim else None
         if self.skip is not None:
             self.skip.build(x_shape)
         self.built = True
 
-    def call(self, x, embedding):
+    def call(self, x, embedding=None):
         h = self.conv1(ops.silu(self.norm1(x)))
-        h = h + self.time_proj(ops.silu(embedding))[:, None, None, :]
+        if self.time_proj is not None:
+            h = h + self.time_proj(ops.silu(embedding))[:, None, None, :]
         h = self.conv2(ops.silu(self.norm2(h)))
         return h + (x if self.skip is None else self.skip(x))
 
     def get_config(self):
-        return {**super().get_config(), "output_dim": self.output_dim, "groups": self.groups}
+        return {**super().get_config(), "output_dim": self.output_dim, "groups": self.groups, "epsilon": self.epsilon,
+                "time_embedding": self.time_embedding}
 
 
 def _groups_for(channels, groups):
@@ -94,19 +105,38 @@ class UNet(keras.Model):
     from diffusers use its exact GELU and 1e-6 (``diffusers.py``).
     prediction: what the output means, which the pipeline reads: "epsilon" (the
     noise, SD v1) or "v" = sqrt(a) noise - sqrt(1 - a) x0 (SD 2 and the course's mini).
+    dtype: the layers' dtype policy (default: the global one when it is built); saved with the model.
     """
 
     def __init__(self, channels=(320, 640, 1280, 1280), attention_levels=(True, True, True, False), num_heads=8,
                  context_dim=768, time_dim=320, layers_per_block=2, groups=32, latent_channels=4, context_length=None,
                  gelu_approximate=True, transformer_norm_epsilon=1e-5, prediction="epsilon", **kwargs):
-        if prediction not in PREDICTIONS:
-            raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+        check_prediction(prediction)
         if len(attention_levels) != len(channels):
             raise ValueError(f"attention_levels needs one flag per level: {len(channels)}, got {len(attention_levels)}")
         heads = tuple(num_heads) if isinstance(num_heads, (list, tuple)) else (num_heads,) * len(channels)
         if len(heads) != len(channels) or any(c % h for c, h in zip(channels, heads)):
             raise ValueError(f"num_heads {num_heads} must be one number or one per level, dividing each level's "
                              f"channels {channels}")
+        with dtype_policy_scope(kwargs.get("dtype")):
+            latent, timesteps, context, noise, order = self._build(
+                channels, attention_levels, heads, context_dim, time_dim, layers_per_block, groups, latent_channels,
+                context_length, gelu_approximate, transformer_norm_epsilon)
+            kwargs.setdefault("name", "unet")
+            super().__init__([latent, timesteps, context], noise, **kwargs)  # a functional model takes the global policy
+        self.config = dict(channels=tuple(channels), attention_levels=tuple(attention_levels),
+                           num_heads=heads if len(set(heads)) > 1 else heads[0],
+                           context_dim=context_dim, time_dim=time_dim, layers_per_block=layers_per_block, groups=groups,
+                           latent_channels=latent_channels, context_length=context_length,
+                           gelu_approximate=gelu_approximate, transformer_norm_epsilon=transformer_norm_epsilon,
+                           prediction=prediction)
+        self.downsampling = 2 ** (len(channels) - 1)
+        self.keras_cv_order = order  # layer names in KerasCV's weight order (``imagegen.weight_order``)
+
+    @staticmethod
+    def _build(channels, attention_levels, heads, context_dim, time_dim, layers_per_block, groups, latent_channels,
+               context_length, gelu_approximate, transformer_norm_epsilon):
+        """The functional graph: (latent, timesteps, context) inputs, the noise output, and KerasCV's layer order."""
         latent = keras.Input((None, None, latent_channels), name="latent")
         timesteps = keras.Input((), name="timesteps")
         context = keras.Input((context_length, context_dim), name="context")
@@ -130,7 +160,7 @@ class UNet(keras.Model):
 
         # Time embedding: sinusoids of the integer timestep (SD's, not t in [0, 1]), then a 2-layer MLP.
         # float32 whatever the policy: sin(999 f) in float16 would be off by a large fraction of a turn.
-        embedding = SinusoidalEmbedding(time_dim, time_scale=1.0, dtype="float32", name="time_sinusoids")(timesteps)
+        embedding = SinusoidalEmbedding(time_dim, dtype="float32", name="time_sinusoids")(timesteps)
         embedding = add(layers.Dense(4 * time_dim, name="time_dense1"))(embedding)
         x = conv(latent, channels[0], "conv_in")  # KerasCV's weights list conv_in between the two time layers
         embedding = add(layers.Dense(4 * time_dim, name="time_dense2"))(ops.silu(embedding))
@@ -162,16 +192,7 @@ class UNet(keras.Model):
 
         x = ops.silu(add(layers.GroupNormalization(_groups_for(channels[0], groups), epsilon=1e-5, name="norm_out"))(x))
         noise = conv(x, latent_channels, "conv_out")
-        kwargs.setdefault("name", "unet")
-        super().__init__([latent, timesteps, context], noise, **kwargs)
-        self.config = dict(channels=tuple(channels), attention_levels=tuple(attention_levels),
-                           num_heads=heads if len(set(heads)) > 1 else heads[0],
-                           context_dim=context_dim, time_dim=time_dim, layers_per_block=layers_per_block, groups=groups,
-                           latent_channels=latent_channels, context_length=context_length,
-                           gelu_approximate=gelu_approximate, transformer_norm_epsilon=transformer_norm_epsilon,
-                           prediction=prediction)
-        self.downsampling = 2 ** (len(channels) - 1)
-        self.keras_cv_order = order
+        return latent, timesteps, context, noise, order
 
     @classmethod
     def from_config_name(cls, name, **overrides):
@@ -181,7 +202,7 @@ class UNet(keras.Model):
         return cls(**{**CONFIGS[name], **overrides})
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, **self.config}
+        return {**super().get_config(), **self.config}
 
     @classmethod
     def from_config(cls, config):

@@ -65,9 +65,9 @@ def _float32(text_encoder):
     if text_encoder.compute_dtype == "float32":
         return text_encoder
     from imagegen.clip import TextEncoder
-    from imagegen.stable_diffusion.precision import dtype_policy
+    from imagegen.keras_common import dtype_policy_scope
 
-    with dtype_policy("float32"):
+    with dtype_policy_scope("float32"):
         copy = TextEncoder(**text_encoder.config)
     copy.set_weights([np.asarray(w, "float32") for w in text_encoder.get_weights()])
     return copy
@@ -110,6 +110,6 @@ def verify_weights(sd, name="sd-v1.4"):
         raise WeightsMismatch(
             f"the {name} weights do not reproduce KerasCV's published values. If the files passed their sha256 "
             "check, the loading code is wrong: please report it. If you replaced files in the cache "
-            "(imagegen.config.cache_dir()), delete them and load again to re-download.")
+            "(imagegen.paths.cache_dir()), delete them and load again to re-download.")
     print(f"weights verified: {name} reproduces KerasCV's golden values")
     return report

@@ -4,15 +4,20 @@ KerasCV published SD v1.4 as four Keras-2 weight files (one per sub-model).
 Such a file lists its layers in order, and each layer's weights in order; a
 model reads it by position (KerasCV's Keras 3 code does the same). Our modules
 record, in ``keras_cv_order``, which of their layers sits at each position, so
-the same flat list of arrays fills either model. Every array is checked for
-shape before anything is assigned, so a wrong file fails loudly, not silently.
+the same flat list of arrays fills either model (``imagegen.weight_order``, the
+one place that order is read; its names are importable from here too). Every
+array is checked for shape before anything is assigned, so a wrong file fails
+loudly, not silently.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from imagegen.data.download import download
+from imagegen.network import OfflineError
+from imagegen.weight_order import assign_in_order, keras_cv_arrays, layer_weights, ordered_variables, to_numpy
 
-from imagegen.data.download import OfflineError, download
+__all__ = ["BASE_URL", "SD_V1_4_FILES", "assign_in_order", "keras_cv_arrays", "load_keras_h5", "ordered_variables",
+           "sd_v1_4_paths", "write_in_order", "write_keras_h5"]
 
 BASE_URL = "https://huggingface.co/fchollet/stable-diffusion/resolve/main/"
 
@@ -23,43 +28,6 @@ SD_V1_4_FILES = {
     "decoder": ("kcv_decoder.h5", "ad350a65cc8bc4a80c8103367e039a3329b4231c2469a1093869a345f55b1962"),
     "image_encoder": ("vae_encoder.h5", "c60fb220a40d090e0f86a6ab4c312d113e115c87c40ff75d11ffcf380aab7ebb"),
 }
-
-
-def ordered_variables(model):
-    """A model's variables in KerasCV's order: its layers by ``keras_cv_order``, each layer's weights in order."""
-    if hasattr(model, "keras_cv_variables"):  # the text encoder knows its own order
-        return model.keras_cv_variables()
-    return [w for name in model.keras_cv_order for w in model.get_layer(name).weights]
-
-
-def assign_in_order(model, values, source="the weights"):
-    """Assign a flat list of arrays in KerasCV's order, after checking every shape.
-
-    values: numpy arrays, Keras variables or h5py datasets; each is read only when
-    assigned, so an 860M-parameter UNet never sits in memory twice.
-    """
-    variables = ordered_variables(model)
-    if len(values) != len(variables):
-        raise ValueError(f"{source} hold {len(values)} arrays but {model.name} has {len(variables)} weights: "
-                         "they come from a different architecture or configuration")
-    for variable, value in zip(variables, values):
-        if tuple(variable.shape) != tuple(value.shape):
-            raise ValueError(f"{source}: {variable.path} expects shape {tuple(variable.shape)}, got {tuple(value.shape)}")
-    for variable, value in zip(variables, values):
-        variable.assign(np.asarray(_numpy(value), dtype=variable.dtype))
-    return model
-
-
-def _numpy(value):
-    """A numpy array from an array, a Keras variable (it has ``assign``) or an h5py dataset (read now)."""
-    import keras
-
-    return keras.ops.convert_to_numpy(value) if hasattr(value, "assign") else np.asarray(value)
-
-
-def keras_cv_arrays(keras_cv_model):
-    """A KerasCV model's weight variables in the order its h5 files store them (layer by layer, trainable first)."""
-    return [w for layer in keras_cv_model.layers for w in layer.trainable_weights + layer.non_trainable_weights]
 
 
 def load_keras_h5(model, path):
@@ -99,10 +67,7 @@ def write_in_order(model, path):
     """
     import h5py
 
-    if hasattr(model, "keras_cv_order"):
-        layers = [(name, model.get_layer(name).weights) for name in model.keras_cv_order]
-    else:
-        layers = [(model.name, ordered_variables(model))]
+    layers = [(name, layer_weights(model.get_layer(name))) for name in model.keras_cv_order]
     with h5py.File(path, "w") as file:
         file.attrs["layer_names"] = [name.encode("utf8") for name, _ in layers]
         for name, variables in layers:
@@ -110,7 +75,7 @@ def write_in_order(model, path):
             weight_names = [f"{name}/{i}_{v.name}" for i, v in enumerate(variables)]
             group.attrs["weight_names"] = [w.encode("utf8") for w in weight_names]
             for weight_name, variable in zip(weight_names, variables):
-                group.create_dataset(weight_name, data=_numpy(variable))
+                group.create_dataset(weight_name, data=to_numpy(variable))
 
 
 def _text(value):
@@ -123,9 +88,9 @@ def sd_v1_4_paths(parts=("text_encoder", "unet", "decoder", "image_encoder"), ti
     Offline, raises ``OfflineError`` at once, naming every missing file, its URL,
     and the cache folder where a user can place the files by hand.
     """
-    from imagegen import config
+    from imagegen.paths import cache_dir
 
-    folder = config.cache_dir("stable_diffusion")
+    folder = cache_dir("stable_diffusion")
     paths, missing = {}, []
     for part in parts:
         filename, sha256 = SD_V1_4_FILES[part]

@@ -1,16 +1,20 @@
 """Stable Diffusion's autoencoder (``AutoencoderKL``): 8x smaller latents that the UNet denoises.
 
-    encoder: image (b, H, W, 3) in [-1, 1] -> conv, per level 2 ResnetBlocks then a
+(Not ``imagegen.vae``, the course's first VAE on digits: this is SD's, in two halves,
+``Encoder`` and ``Decoder``.)
+
+    encoder: image (b, H, W, 3) in [-1, 1] -> conv, per level 2 ResBlocks then a
              stride-2 conv (not after the last), middle [Resnet, Attention, Resnet],
              GroupNorm, swish, conv -> (mean, log-variance); keep the mean
     latent  = 0.18215 * mean                   (b, H/8, W/8, 4), scaled to unit variance
     decoder: latent / 0.18215 -> conv, middle [Resnet, Attention, Resnet], per level
-             3 ResnetBlocks then upsample (not after the last), GroupNorm, swish, conv -> RGB in [-1, 1]
+             3 ResBlocks then upsample (not after the last), GroupNorm, swish, conv -> RGB in [-1, 1]
 
 Why a latent: a 64x64x4 latent holds a 512x512x3 image's content in 48x fewer
 numbers, so each diffusion step costs far less. The factor 0.18215 makes SD
 v1's latents unit-variance, which the noise schedule assumes.
-The layers follow KerasCV's ``Decoder`` and ``ImageEncoder`` one to one.
+The layers follow KerasCV's ``Decoder`` and ``ImageEncoder`` (our ``Encoder``) one to one;
+the residual blocks are the UNet's ``ResBlock`` without a time input (KerasCV's ``ResnetBlock``).
 norm_epsilon: KerasCV's GroupNorm epsilon (1e-5) by default; SD's original VAE
 and diffusers use 1e-6 (``diffusers.py`` sets it).
 """
@@ -20,7 +24,8 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from imagegen.stable_diffusion.unet import _groups_for
+from imagegen.keras_common import build_with_policy, dtype_policy_scope
+from imagegen.stable_diffusion.unet import ResBlock, _groups_for
 
 LATENT_SCALE = 0.18215
 
@@ -37,39 +42,6 @@ CONFIGS = {
 
 
 @keras.saving.register_keras_serializable("imagegen")
-class ResnetBlock(layers.Layer):
-    """skip(x) + conv(swish(norm(conv(swish(norm(x)))))), no time input (the VAE's block)."""
-
-    def __init__(self, output_dim, groups=32, epsilon=1e-5, **kwargs):
-        super().__init__(**kwargs)
-        self.output_dim, self.groups, self.epsilon = output_dim, groups, epsilon
-        self.norm1 = layers.GroupNormalization(groups, epsilon=epsilon, name="norm1")
-        self.conv1 = layers.Conv2D(output_dim, 3, padding="same", name="conv1")
-        self.norm2 = layers.GroupNormalization(_groups_for(output_dim, groups), epsilon=epsilon, name="norm2")
-        self.conv2 = layers.Conv2D(output_dim, 3, padding="same", name="conv2")
-
-    def build(self, input_shape):
-        self.norm1.groups = _groups_for(input_shape[-1], self.groups)
-        self.norm1.build(input_shape)
-        self.conv1.build(input_shape)
-        out_shape = (*input_shape[:-1], self.output_dim)
-        self.norm2.build(out_shape)
-        self.conv2.build(out_shape)
-        self.skip = layers.Conv2D(self.output_dim, 1, name="skip") if input_shape[-1] != self.output_dim else None
-        if self.skip is not None:
-            self.skip.build(input_shape)
-        self.built = True
-
-    def call(self, x):
-        h = self.conv1(ops.silu(self.norm1(x)))
-        h = self.conv2(ops.silu(self.norm2(h)))
-        return h + (x if self.skip is None else self.skip(x))
-
-    def get_config(self):
-        return {**super().get_config(), "output_dim": self.output_dim, "groups": self.groups, "epsilon": self.epsilon}
-
-
-@keras.saving.register_keras_serializable("imagegen")
 class AttentionBlock(layers.Layer):
     """Single-head self-attention over the pixels, with 1x1 convs for q, k, v and the output.
 
@@ -79,11 +51,12 @@ class AttentionBlock(layers.Layer):
     def __init__(self, output_dim, groups=32, epsilon=1e-5, **kwargs):
         super().__init__(**kwargs)
         self.output_dim, self.groups, self.epsilon = output_dim, groups, epsilon
-        self.norm = layers.GroupNormalization(_groups_for(output_dim, groups), epsilon=epsilon, name="norm")
-        self.q = layers.Conv2D(output_dim, 1, name="q")
-        self.k = layers.Conv2D(output_dim, 1, name="k")
-        self.v = layers.Conv2D(output_dim, 1, name="v")
-        self.proj_out = layers.Conv2D(output_dim, 1, name="proj_out")
+        with build_with_policy(self):
+            self.norm = layers.GroupNormalization(_groups_for(output_dim, groups), epsilon=epsilon, name="norm")
+            self.q = layers.Conv2D(output_dim, 1, name="q")
+            self.k = layers.Conv2D(output_dim, 1, name="k")
+            self.v = layers.Conv2D(output_dim, 1, name="v")
+            self.proj_out = layers.Conv2D(output_dim, 1, name="proj_out")
 
     def build(self, input_shape):
         for layer in (self.norm, self.q, self.k, self.v, self.proj_out):
@@ -120,7 +93,7 @@ class _Builder:
         return self.add(layers.Conv2D(filters, kernel_size, strides=strides, name=name))(x)
 
     def res(self, x, width, name):
-        return self.add(ResnetBlock(width, self.groups, self.epsilon, name=name))(x)
+        return self.add(ResBlock(width, self.groups, self.epsilon, time_embedding=False, name=name))(x)
 
     def middle(self, x, width):
         x = self.res(x, width, "mid_res0")
@@ -136,17 +109,18 @@ class _VAEHalf(keras.Model):
     """What the decoder and the encoder share: their configuration, KerasCV's weight order, the scale factor.
 
     latent_scale: the factor that makes the latents unit-variance (SD v1: 0.18215).
+    dtype: the layers' dtype policy (default: the global one when it is built); saved with the model.
     """
 
     def _record(self, build, channels, latent_channels, groups, norm_epsilon, latent_scale):
         self.config = dict(channels=tuple(channels), latent_channels=latent_channels, groups=groups, norm_epsilon=norm_epsilon,
                            latent_scale=latent_scale)
         self.latent_scale = latent_scale
-        self.keras_cv_order = build.order
+        self.keras_cv_order = build.order  # layer names in KerasCV's weight order (``imagegen.weight_order``)
         self.downsampling = 2 ** (len(channels) - 1)
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, **self.config}
+        return {**super().get_config(), **self.config}
 
     @classmethod
     def from_config(cls, config):
@@ -160,45 +134,53 @@ class Decoder(_VAEHalf):
     def __init__(self, channels=(128, 256, 512, 512), latent_channels=4, groups=32, norm_epsilon=1e-5,
                  latent_scale=LATENT_SCALE, **kwargs):
         build = _Builder(groups, norm_epsilon)
-        latent = keras.Input((None, None, latent_channels), name="latent")
-        x = layers.Rescaling(1.0 / latent_scale, name="unscale")(latent)
-        x = build.conv(x, latent_channels, "post_quant_conv", kernel_size=1, padding=0)
-        x = build.conv(x, channels[-1], "conv_in")
-        x = build.middle(x, channels[-1])
-        for level in reversed(range(len(channels))):
-            for block in range(3):
-                x = build.res(x, channels[level], f"up{level}_res{block}")
-            if level > 0:
-                x = build.conv(layers.UpSampling2D(2)(x), channels[level], f"up{level}_upsample")
-        image = build.conv(build.norm_out(x), 3, "conv_out")
-        kwargs.setdefault("name", "decoder")
-        super().__init__(latent, image, **kwargs)
+        with dtype_policy_scope(kwargs.get("dtype")):
+            latent = keras.Input((None, None, latent_channels), name="latent")
+            x = layers.Rescaling(1.0 / latent_scale, name="unscale")(latent)
+            x = build.conv(x, latent_channels, "post_quant_conv", kernel_size=1, padding=0)
+            x = build.conv(x, channels[-1], "conv_in")
+            x = build.middle(x, channels[-1])
+            for level in reversed(range(len(channels))):
+                for block in range(3):
+                    x = build.res(x, channels[level], f"up{level}_res{block}")
+                if level > 0:
+                    x = build.conv(layers.UpSampling2D(2)(x), channels[level], f"up{level}_upsample")
+            image = build.conv(build.norm_out(x), 3, "conv_out")
+            kwargs.setdefault("name", "decoder")
+            super().__init__(latent, image, **kwargs)  # in the scope: a functional model takes the global policy
         self._record(build, channels, latent_channels, groups, norm_epsilon, latent_scale)
 
 
 @keras.saving.register_keras_serializable("imagegen")
-class ImageEncoder(_VAEHalf):
+class Encoder(_VAEHalf):
     """Images (b, H, W, 3) in [-1, 1] -> scaled latent means (b, H/8, W/8, 4) (for 4 levels).
 
-    SD's encoder predicts a Gaussian (mean, log-variance); like KerasCV we keep
-    the mean, which is what image-to-image and inpainting start from.
+    KerasCV's ``ImageEncoder``; the pipeline holds it as ``image_encoder`` (KerasCV's name,
+    and the name of its part in the weight files). SD's encoder predicts a Gaussian
+    (mean, log-variance); like KerasCV we keep the mean, which is what image-to-image
+    and inpainting start from.
     """
 
     def __init__(self, channels=(128, 256, 512, 512), latent_channels=4, groups=32, norm_epsilon=1e-5,
                  latent_scale=LATENT_SCALE, **kwargs):
         build = _Builder(groups, norm_epsilon)
-        image = keras.Input((None, None, 3), name="images")
-        x = build.conv(image, channels[0], "conv_in")
-        for level, width in enumerate(channels):
-            for block in range(2):
-                x = build.res(x, width, f"down{level}_res{block}")
-            if level < len(channels) - 1:
-                # Pad right and bottom only, then stride 2: as SD's Downsample.
-                x = build.conv(x, width, f"down{level}_downsample", padding=((0, 1), (0, 1)), strides=2)
-        x = build.norm_out(build.middle(x, channels[-1]))
-        moments = build.conv(x, 2 * latent_channels, "conv_out")
-        moments = build.conv(moments, 2 * latent_channels, "quant_conv", kernel_size=1, padding=0)
-        latent = layers.Rescaling(latent_scale, name="scale")(moments[..., :latent_channels])  # the mean, scaled
-        kwargs.setdefault("name", "image_encoder")
-        super().__init__(image, latent, **kwargs)
+        with dtype_policy_scope(kwargs.get("dtype")):
+            image = keras.Input((None, None, 3), name="images")
+            x = build.conv(image, channels[0], "conv_in")
+            for level, width in enumerate(channels):
+                for block in range(2):
+                    x = build.res(x, width, f"down{level}_res{block}")
+                if level < len(channels) - 1:
+                    # Pad right and bottom only, then stride 2: as SD's Downsample.
+                    x = build.conv(x, width, f"down{level}_downsample", padding=((0, 1), (0, 1)), strides=2)
+            x = build.norm_out(build.middle(x, channels[-1]))
+            moments = build.conv(x, 2 * latent_channels, "conv_out")
+            moments = build.conv(moments, 2 * latent_channels, "quant_conv", kernel_size=1, padding=0)
+            latent = layers.Rescaling(latent_scale, name="scale")(moments[..., :latent_channels])  # the mean, scaled
+            kwargs.setdefault("name", "image_encoder")
+            super().__init__(image, latent, **kwargs)  # in the scope: a functional model takes the global policy
         self._record(build, channels, latent_channels, groups, norm_epsilon, latent_scale)
+
+
+# Files saved before the class was renamed (it was ``ImageEncoder``) still load.
+keras.saving.get_custom_objects()["imagegen>ImageEncoder"] = Encoder

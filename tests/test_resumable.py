@@ -4,15 +4,15 @@ import keras
 import numpy as np
 import pytest
 
-from imagegen import config
-from imagegen.training import _tf_stream, fit_resumable
+from imagegen.environment import set_seed
+from imagegen.resumable import _tf_stream, fit_resumable
 
 from test_vae import tiny_images, tiny_vae
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="the tf.data stream is TensorFlow's feed")
 def test_the_stream_visits_every_example_once_per_pass_and_reshuffles():
-    config.set_seed(0)
+    set_seed(0)
     x = {"images": np.arange(10, dtype="float32")[:, None] * np.ones((1, 3), "float32"),
          "context": np.arange(10, dtype="int32")}
     stream, steps = _tf_stream(x, batch_size=4)
@@ -36,3 +36,4 @@ def test_fit_resumable_takes_one_step_per_batch_of_each_epoch(tmp_path):
     history = fit_resumable(vae, tiny_images(count=20), tmp_path / "run", epochs=3, batch_size=8, verbose=0)
     assert history.epoch == [0, 1, 2]
     assert int(vae.optimizer.iterations) == 3 * 3  # 20 images in batches of 8: 8 + 8 + 4
+    assert [path.name for path in (tmp_path / "run").iterdir()] == ["model.keras"]  # saved whole, no partial left

@@ -1,4 +1,4 @@
-"""Training that survives interruptions: ``fit`` with checkpoints it resumes from.
+"""Training that survives interruptions: ``fit`` with checkpoints it resumes from, and its compact log.
 
 Why: a Colab session can disconnect, and a long run should not start over.
 ``fit_resumable`` wraps ``model.fit`` with
@@ -6,21 +6,24 @@ Why: a Colab session can disconnect, and a long run should not start over.
   are backed up each epoch into ``run_dir/backup``; calling ``fit_resumable``
   again after a crash continues from the last finished epoch;
 - the finished model saved as ``run_dir/model.keras`` (written to a temporary
-  name, then renamed, so a crash never leaves a half-written file).
+  name, then renamed by ``imagegen.files.atomic_path``, so a crash never leaves
+  a half-written file).
 
 With TensorFlow, in-memory arrays are fed as one endless ``tf.data`` stream that
 runs on across epochs (see ``_tf_stream``): Keras would otherwise start a new
 dataset iterator each epoch, and here that often cost 14 idle seconds an epoch.
+``EpochLogger`` prints one line every few epochs instead of a progress bar per step.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import pathlib
 
 import keras
 import numpy as np
+
+from imagegen.files import atomic_path
 
 
 def fit_resumable(model, x, run_dir, epochs, batch_size=None, validation_data=None, callbacks=(), verbose="auto", save=True,
@@ -47,7 +50,8 @@ def fit_resumable(model, x, run_dir, epochs, batch_size=None, validation_data=No
         callbacks=[backup, *callbacks], verbose=verbose, **fit_kwargs,
     )
     if save:
-        save_atomic(model, run_dir / "model.keras")
+        with atomic_path(run_dir / "model.keras") as temporary:  # ends in .keras, as model.save wants
+            model.save(temporary)
     return history
 
 
@@ -90,15 +94,6 @@ def _first_batch(x):
         return {key: value[:1] for key, value in x.items()}
     first = next(iter(x))
     return first[0] if isinstance(first, (tuple, list)) else first
-
-
-def save_atomic(model, path):
-    """``model.save(path)`` through a temporary file and a rename."""
-    path = pathlib.Path(path)
-    temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
-    model.save(temporary)
-    os.replace(temporary, path)
-    return path
 
 
 class EpochLogger(keras.callbacks.Callback):

@@ -22,6 +22,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from imagegen.keras_common import LossTrackerMetrics, build_with_policy, dtype_policy_scope
+
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps exp(s) at 100
 
 
@@ -46,7 +48,7 @@ def _normalize(x):
 
 
 @keras.saving.register_keras_serializable("imagegen")
-class CLIP(keras.Model):
+class CLIP(LossTrackerMetrics, keras.Model):
     """An image encoder and a text encoder, projected to a shared space of ``embedding_dims``.
 
     Inputs to ``fit``: a dict {"images": float (b, s, s, 3) in [0, 1], "token_ids": int (b, L)}.
@@ -61,8 +63,9 @@ class CLIP(keras.Model):
         super().__init__(**kwargs)
         self.image_encoder, self.text_encoder = image_encoder, text_encoder
         self.embedding_dims, self.temperature, self.duplicates_match = embedding_dims, temperature, duplicates_match
-        self.image_projection = layers.Dense(embedding_dims, use_bias=False, name="image_projection")
-        self.text_projection = layers.Dense(embedding_dims, use_bias=False, name="text_projection")
+        with build_with_policy(self):  # the model's dtype policy, also when loaded from a file
+            self.image_projection = layers.Dense(embedding_dims, use_bias=False, name="image_projection")
+            self.text_projection = layers.Dense(embedding_dims, use_bias=False, name="text_projection")
         self.image_projection.build((None, image_encoder.outputs[0].shape[-1]))
         self.text_projection.build((None, text_encoder.width))
         self.logit_scale = self.add_weight(shape=(), initializer=keras.initializers.Constant(math.log(1.0 / temperature)), name="logit_scale")
@@ -111,9 +114,6 @@ class CLIP(keras.Model):
         self.accuracy_tracker.update_state(ops.mean(matches))
         return loss
 
-    def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        return {metric.name: metric.result() for metric in self.metrics}
-
     def get_config(self):
         return {
             **super().get_config(),
@@ -125,8 +125,9 @@ class CLIP(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for key in ("image_encoder", "text_encoder"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
+        with dtype_policy_scope(config.get("dtype")):  # a plain functional encoder takes the global policy itself
+            for key in ("image_encoder", "text_encoder"):
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
 
 

@@ -1,4 +1,4 @@
-"""The denoising UNet: noisy images and a time -> the predicted noise.
+"""The denoising UNet: noisy images and a timestep -> the predicted noise (or v).
 
 The shape is Stable Diffusion's, small: a stride-2 encoder and a decoder with
 skip connections, built from residual blocks that each receive the time
@@ -8,7 +8,7 @@ set, those attention blocks become Stable Diffusion's spatial transformers
 ``attention.py``), and the middle always gets one (notebook 05).
 
     ResBlock(x, emb) = x' + conv(swish(norm(conv(swish(norm(x))) + dense(emb))))
-    time embedding   = MLP(sinusoids(1000 * t))   (t in [0, 1], as SD's timestep)
+    time embedding   = MLP(sinusoids(timestep))   (timesteps 0..1000, as SD's; ``diffusion.schedules``)
 """
 
 from __future__ import annotations
@@ -23,35 +23,40 @@ from imagegen.diffusion.attention import SpatialTransformer
 
 @keras.saving.register_keras_serializable("imagegen")
 class SinusoidalEmbedding(layers.Layer):
-    """Times (batch, 1) in [0, 1] -> (batch, dims): [cos(1000 t f_k), sin(1000 t f_k)].
+    """Timesteps (batch,) or (batch, 1), 0 to 1000 -> (batch, dims): [cos(t f_k), sin(t f_k)].
 
     Frequencies f_k = exp(-ln(max_period) * k / (dims / 2)), k = 0..dims/2-1, as in
-    the Transformer's positions and Stable Diffusion's timestep embedding.
-    time_scale: the 1000 above; Stable Diffusion's UNet passes integer timesteps with 1.
+    the Transformer's positions and Stable Diffusion's timestep embedding. Every
+    schedule of the course hands the network timesteps on this one scale.
     """
 
-    def __init__(self, dims=64, max_period=10_000.0, time_scale=1000.0, **kwargs):
+    def __init__(self, dims=64, max_period=10_000.0, **kwargs):
         super().__init__(**kwargs)
         if dims % 2:
             raise ValueError(f"dims must be even, got {dims}")
-        self.dims, self.max_period, self.time_scale = dims, max_period, time_scale
+        self.dims, self.max_period = dims, max_period
 
     def call(self, times):
         half = self.dims // 2
         frequencies = ops.exp(-math.log(self.max_period) * ops.arange(half, dtype="float32") / half)
-        angles = self.time_scale * ops.reshape(ops.cast(times, "float32"), (-1, 1)) * frequencies[None, :]
+        angles = ops.reshape(ops.cast(times, "float32"), (-1, 1)) * frequencies[None, :]
         return ops.concatenate([ops.cos(angles), ops.sin(angles)], axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "dims": self.dims, "max_period": self.max_period, "time_scale": self.time_scale}
+        return {**super().get_config(), "dims": self.dims, "max_period": self.max_period}
 
 
 def residual_block(x, embedding, width, groups=8, name=None):
-    """GroupNorm-swish-conv twice, with the time embedding added in between, plus a skip."""
+    """GroupNorm-swish-conv twice, with the time embedding added in between, plus a skip.
+
+    embedding: None for a block without time (CLIP's ResNet image encoder uses it so).
+    The last conv starts at zero, so a new block starts as the identity.
+    """
     skip = x if x.shape[-1] == width else layers.Conv2D(width, 1, name=f"{name}_skip")(x)
     h = layers.Activation("swish")(layers.GroupNormalization(min(groups, x.shape[-1]), name=f"{name}_norm1")(x))
     h = layers.Conv2D(width, 3, padding="same", name=f"{name}_conv1")(h)
-    h = h + layers.Dense(width, name=f"{name}_time")(embedding)[:, None, None, :]
+    if embedding is not None:
+        h = h + layers.Dense(width, name=f"{name}_time")(embedding)[:, None, None, :]
     h = layers.Activation("swish")(layers.GroupNormalization(min(groups, width), name=f"{name}_norm2")(h))
     h = layers.Conv2D(width, 3, padding="same", kernel_initializer="zeros", name=f"{name}_conv2")(h)
     return skip + h
