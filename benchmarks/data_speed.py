@@ -1,8 +1,9 @@
-"""Data-side figures: toy-flower rendering speed and how fast full-mode loaders fail offline.
+"""Data-side figures: toy-flower and toy-world rendering speed, and how fast full-mode loaders fail offline.
 
     python benchmarks/data_speed.py
 
-Prints seconds for toy_flowers(10000, 64) (target: under 10 s on 2 cores),
+Prints seconds for toy_flowers(10000, 64) and toy_world(10000, 64) (target: under 10 s on 2 cores;
+the toy world's first call also draws its sprites and backgrounds, so both the first and the best are printed),
 and seconds until each full-mode tfds loader raises OfflineError on an empty
 tfds folder (target: under 15 s; tfds alone retries for about 200 s): first
 with the network forced off (IMAGEGEN_OFFLINE=1), then with a real probe of
@@ -31,6 +32,11 @@ def main():
 
     seconds = best_of(3, lambda: data.toy_flowers(10_000, 64))
     print(f"toy_flowers(10000, 64): {seconds:.2f} s (best of 3; target < 10 s)")
+    start = time.perf_counter()
+    data.toy_world(10_000, 64, seed=1)
+    first = time.perf_counter() - start
+    seconds = best_of(3, lambda: data.toy_world(10_000, 64))
+    print(f"toy_world(10000, 64): {first:.2f} s the first time (sprites drawn), {seconds:.2f} s best of 3 (target < 10 s)")
 
     os.environ["TFDS_DATA_DIR"] = tempfile.mkdtemp()  # nothing prepared
     for forced, label in (("1", "IMAGEGEN_OFFLINE=1"), ("", "real probe")):

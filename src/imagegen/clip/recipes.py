@@ -41,22 +41,31 @@ def train_clip(images, captions, run_dir, text_config="clip-tiny", image_widths=
     return clip, tokenizer, history
 
 
-def toy_clip_run_dir(image_size=32, num_images=6000, epochs=8, seed=0):
+TOY_SETS = ("toy_flowers", "toy_world")
+
+
+def toy_clip_run_dir(image_size=32, num_images=6000, epochs=8, seed=0, dataset="toy_flowers"):
     """Where the toy CLIP of these settings is trained and saved (in the cache)."""
-    return pathlib.Path(cache_dir("clip", f"toy_clip_{image_size}px_{num_images}_{epochs}ep_seed{seed}"))
+    prefix = "toy_clip" if dataset == "toy_flowers" else f"{dataset}_clip"
+    return pathlib.Path(cache_dir("clip", f"{prefix}_{image_size}px_{num_images}_{epochs}ep_seed{seed}"))
 
 
-def toy_clip(image_size=32, num_images=6000, epochs=8, seed=0):
-    """The toy-flower CLIP of notebook 04: (clip, tokenizer), from the cache or trained now."""
-    from imagegen.data.toy_flowers import toy_flowers
+def toy_clip(image_size=32, num_images=6000, epochs=8, seed=0, dataset="toy_flowers"):
+    """A toy CLIP: (clip, tokenizer), from the cache or trained now.
 
-    run_dir = toy_clip_run_dir(image_size, num_images, epochs, seed)
+    dataset: "toy_flowers" (notebook 04's CLIP) or "toy_world" (the captions of the mini model's scenes).
+    """
+    from imagegen.data import toy_flowers, toy_world
+
+    if dataset not in TOY_SETS:
+        raise ValueError(f"dataset must be one of {TOY_SETS}, got {dataset!r}")
+    run_dir = toy_clip_run_dir(image_size, num_images, epochs, seed, dataset)
     saved = run_dir / "model.keras"
     if saved.exists():
         clip = keras.saving.load_model(saved)
         return clip, CLIPTokenizer(max_length=clip.text_encoder.max_length)
-    print(f"Training the toy CLIP ({epochs} epochs on {num_images} captioned toy flowers); it is cached in {run_dir}.")
-    data = toy_flowers(num_images, image_size, seed=seed)
+    print(f"Training the toy CLIP ({epochs} epochs on {num_images} captioned {dataset}); it is cached in {run_dir}.")
+    data = (toy_flowers if dataset == "toy_flowers" else toy_world)(num_images, image_size, seed=seed)
     clip, tokenizer, _ = train_clip(data.images, data.captions, run_dir, epochs=epochs, seed=seed, log_every=epochs)
     return clip, tokenizer
 

@@ -2,6 +2,8 @@
 
 - ``digits``, ``shoes``, ``flowers``: mode-aware loaders returning numpy ``ImageSet``s.
 - ``toy_flowers``: the procedural captioned flower set that ships with the course.
+- ``toy_world``: procedural captioned scenes (astronauts, horses, cats, boats, ...) with
+  the ground truth of every scene; by default no astronaut ever rides a horse.
 - ``sample_photo``: photos shipped with scikit-image and scikit-learn.
 - ``download``: sha256-pinned, atomic, cached downloads that fail fast offline
   (with ``imagegen.network.OfflineError``).
@@ -21,10 +23,11 @@ from imagegen.data.toy_flowers import (
     toy_flower_caption,
     toy_flowers,
 )
+from imagegen.data.toy_world import TITLE_PROMPT, ToyWorld, toy_world
 
 __all__ = [
     "CAPTION_TEMPLATES", "COLORS", "NUMBER_WORDS", "PETAL_COUNTS", "SAMPLE_PHOTOS",
-    "ChecksumError", "ImageSet", "ToyFlowers",
+    "ChecksumError", "ImageSet", "TITLE_PROMPT", "ToyFlowers", "ToyWorld",
     "canonical_prompts", "digits", "download", "flower_caption", "flowers",
-    "sample_photo", "shoes", "toy_flower_caption", "toy_flowers",
+    "sample_photo", "shoes", "toy_flower_caption", "toy_flowers", "toy_world",
 ]

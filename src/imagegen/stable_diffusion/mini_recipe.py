@@ -24,7 +24,7 @@ from imagegen.files import atomic_path
 from imagegen.stable_diffusion.mini_asset import ASSET_DIR, IMAGE_SIZE, save_mini
 
 RECIPE = dict(
-    image_size=IMAGE_SIZE, num_images=12000, seed=0,
+    dataset="toy_flowers", image_size=IMAGE_SIZE, num_images=12000, seed=0, clip_images=6000, clip_epochs=8,
     vae_epochs=2, vae_batch_size=16, vae_learning_rate=1e-3, kl_weight=1e-6,
     unet_epochs=12, unet_batch_size=32, unet_learning_rate=2e-3, weight_decay=1e-4,
     training_power=1.0, condition_dropout=0.15,
@@ -39,8 +39,8 @@ def train_mini(run_dir, output=ASSET_DIR, log=_log, **overrides):
     """Run the whole recipe (resumable) and write the weights to ``output``; returns the record it saves."""
     import keras
 
-    from imagegen.clip.recipes import toy_clip
-    from imagegen.data.toy_flowers import toy_flowers
+    from imagegen.clip.recipes import TOY_SETS, toy_clip
+    from imagegen.data import toy_flowers, toy_world
     from imagegen.stable_diffusion import autoencoder, unet as unet_module
     from imagegen.stable_diffusion.training import (AutoencoderTrainer, latent_diffusion_model, measure_latent_scale,
                                                     unet_of, with_latent_scale)
@@ -55,10 +55,14 @@ def train_mini(run_dir, output=ASSET_DIR, log=_log, **overrides):
     started = time.perf_counter()
     keras.utils.set_random_seed(recipe["seed"])
 
-    log(f"1/4 data: {recipe['num_images']} captioned toy flowers at {recipe['image_size']}x{recipe['image_size']}")
-    data = toy_flowers(recipe["num_images"], recipe["image_size"], seed=recipe["seed"])
-    log("2/4 text encoder: the toy CLIP of notebook 04 (cached, or trained now)")
-    clip, tokenizer = toy_clip()
+    dataset = recipe["dataset"]
+    if dataset not in TOY_SETS:
+        raise ValueError(f"dataset must be one of {TOY_SETS}, got {dataset!r}")
+    log(f"1/4 data: {recipe['num_images']} captioned {dataset} at {recipe['image_size']}x{recipe['image_size']}")
+    data = (toy_flowers if dataset == "toy_flowers" else toy_world)(recipe["num_images"], recipe["image_size"],
+                                                                    seed=recipe["seed"])
+    log(f"2/4 text encoder: the text tower of a toy CLIP trained on {dataset} captions (cached, or trained now)")
+    clip, tokenizer = toy_clip(num_images=recipe["clip_images"], epochs=recipe["clip_epochs"], dataset=dataset)
     text_encoder = clip.text_encoder
 
     log(f"3/4 autoencoder: {recipe['vae_epochs']} epochs")
