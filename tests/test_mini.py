@@ -122,6 +122,18 @@ def test_a_finished_recipe_stage_is_loaded_not_retrained(tmp_path):
         np.testing.assert_array_equal(ours, theirs)
 
 
+def test_the_recipe_names_its_data_sets_and_refuses_others(tmp_path):
+    from imagegen.clip.recipes import toy_clip
+    from imagegen.stable_diffusion.mini_recipe import train_mini
+
+    with pytest.raises(ValueError, match="toy_world"):
+        train_mini(tmp_path, output=tmp_path, dataset="flowers102", num_images=8)
+    with pytest.raises(ValueError, match="unknown recipe settings"):
+        train_mini(tmp_path, output=tmp_path, datasets="toy_world")
+    with pytest.raises(ValueError, match="toy_world"):
+        toy_clip(dataset="pets")
+
+
 def test_save_and_load_mini_round_trip_in_float16(tmp_path, tiny):
     modules = (tiny.text_encoder, tiny.unet, tiny.decoder, tiny.image_encoder)
     mini_asset.save_mini(tmp_path, modules, {"note": "test"})

@@ -67,3 +67,27 @@ def test_the_shipped_judge_reads_fresh_scenes_at_95_percent_or_better():
     assert len(title) >= 10
     read = judge.read(many.images[title])
     assert np.mean([follows(r, "astronaut", "riding", "horse") for r in read]) >= 0.9
+
+
+def test_seen_prompts_cover_the_world_but_never_the_title():
+    from imagegen.data.toy_world import OBJECTS, PLACES, RELATIONS
+    from imagegen.stable_diffusion.world_eval import SEEN, seen_prompt
+
+    named = {n for s, v, t, p in SEEN for n in (s, t) if n}
+    assert named == set(OBJECTS)
+    assert {v for _, v, _, _ in SEEN if v} == set(RELATIONS) and {p for *_, p in SEEN} == set(PLACES)
+    assert ("astronaut", "riding", "horse") not in {(s, v, t) for s, v, t, _ in SEEN}
+    assert seen_prompt("cat", "next to", "boat", "lake") == "a cat next to a red boat on a lake"
+    assert seen_prompt(None, None, "tree", "moon") == "a tree on the moon"
+
+
+def test_nearest_training_images_agree_with_brute_force():
+    from imagegen.stable_diffusion.world_eval import nearest_training_images
+
+    world = toy_world(300, 32, seed=4)
+    samples = (world.images[[5, 17]] * 255).astype(np.uint8)
+    indices, distances = nearest_training_images(samples, world, k=2, chunk=64)
+    brute = np.sqrt(((samples[:, None] / 255.0 - world.images[None]) ** 2).mean(axis=(2, 3, 4)))
+    np.testing.assert_array_equal(indices[:, 0], [5, 17])
+    np.testing.assert_array_equal(indices, np.argsort(brute, axis=1)[:, :2])
+    np.testing.assert_allclose(distances, np.sort(brute, axis=1)[:, :2], atol=1e-3)

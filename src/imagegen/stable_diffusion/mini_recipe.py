@@ -8,6 +8,8 @@ seconds on a CPU. ``train_mini`` (run by ``python -m imagegen.train mini``):
 2. the autoencoder on 64x64 toy flowers -> 16x16x4 latents, then its latent scale;
 3. the UNet (v-prediction, cross-attention on the text features) on those latents.
 
+``dataset="toy_world"`` trains the same recipe on the toy world's scenes, with a toy CLIP
+trained on toy-world captions (``toy_clip(dataset="toy_world")``) as its text encoder.
 Each stage resumes from its checkpoints in the run folder. The result is written
 in the shipped format (``mini_asset``); ``mini_eval`` then scores its prompts.
 """
