@@ -177,10 +177,10 @@ def _pick_triple(rng, verb, place, exclude):
     return (subject, verb, target)
 
 
-def _thing(rng, name, scale, pose=None):
+def _thing(rng, name, scale):
     """One object to draw: (name, colour, sprite)."""
     color = COLORS[rng.integers(len(COLORS))] if name in COLORED else None
-    return name, color, sprite(pose or name, round(float(scale), 2), color, _look_of(rng, name), bool(rng.random() < 0.5))
+    return name, color, sprite(name, round(float(scale), 2), color, _look_of(rng, name), bool(rng.random() < 0.5))
 
 
 def _record(name, color, left, top, image, size):

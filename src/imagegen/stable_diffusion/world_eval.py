@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from imagegen.data.toy_world import TITLE_PROMPT, noun
+from imagegen.data.toy_world import PLACE_PHRASES, TITLE_PROMPT, noun
 from imagegen.toy_judge import follows
 
 # Prompts that together name every object, relation and place of the toy world (the title's pair excepted).
@@ -31,7 +31,6 @@ SEEN = (
     ("bird", "above", "boat", "beach"),
     (None, None, "tree", "moon"), (None, None, "boat", "lake"), (None, None, "horse", "field"),
 )
-PLACE_PHRASES = {"field": "in a field", "lake": "on a lake", "beach": "on a beach", "moon": "on the moon"}
 # Training captions always name these objects' colours, so the prompts do too.
 PROMPT_COLORS = {"boat": "red", "bicycle": "blue", "house": "yellow"}
 
