@@ -58,3 +58,18 @@ def test_kid_tracker_records_every_few_epochs():
     model.fit(np.zeros((4, 1)), np.zeros((4, 1)), epochs=5, verbose=0, callbacks=[tracker])
     assert [epoch for epoch, _ in tracker.history] == [2, 4, 5]
     assert all(abs(kid) < 0.5 for _, kid in tracker.history)
+
+
+def test_colour_histograms_count_pixels_and_their_distance_is_total_variation():
+    from imagegen.metrics import color_histogram, color_histogram_distance
+
+    black = np.zeros((2, 8, 8, 3), np.uint8)
+    half = black.copy()
+    half[:, :4] = 255  # half the pixels white
+    histogram = color_histogram(half)
+    assert histogram.shape == (64,) and histogram.sum() == pytest.approx(1.0)
+    assert histogram[0] == pytest.approx(0.5) and histogram[63] == pytest.approx(0.5)
+    assert color_histogram_distance(black, black) == 0.0
+    assert color_histogram_distance(half, black) == pytest.approx(0.5)
+    assert color_histogram_distance(black, np.full_like(black, 255)) == pytest.approx(1.0)
+    assert color_histogram_distance(half / 255.0, half) == pytest.approx(0.0)  # floats in [0, 1] and uint8 alike

@@ -84,3 +84,21 @@ def test_the_grown_encoder_keeps_the_dtype_policy():
     assert keras.config.dtype_policy().name == "float32"
     grown = ti.grow_text_encoder(half, 1, [3])
     assert grown.get_layer("layer_0").fc1.dtype_policy.name == "mixed_bfloat16" and grown.vocabulary_size == 65
+
+
+def test_captions_can_be_given_per_image(pipeline, monkeypatch):
+    """Each example is trained only with its own captions (a flipped copy with its image's)."""
+    seen = []
+    original = pipeline.tokenizer.__class__.__call__
+
+    def spy(self, texts, *args, **kwargs):
+        seen.extend(texts)
+        return original(self, texts, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline.tokenizer.__class__, "__call__", spy)
+    per_image = [[f"a <thing> number {i}"] for i in range(len(IMAGES))]
+    ti.textual_inversion(pipeline, IMAGES, "<thing>", "flower", per_image, steps=4, batch_size=2 * len(IMAGES), log_every=0)
+    asked = [text for text in seen if "<thing>" in text]
+    assert set(asked) == {c[0] for c in per_image} and len(asked) >= 2 * len(IMAGES)
+    with pytest.raises(ValueError, match="one list per image"):
+        ti.textual_inversion(pipeline, IMAGES, "<more>", "flower", per_image[:1], steps=1, log_every=0)

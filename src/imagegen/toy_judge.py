@@ -41,10 +41,56 @@ SLOTS = OBJECTS + (NONE,)  # subject/target classes
 VERBS = (NONE,) + RELATIONS
 
 
-def build_judge(image_size=64, widths=(16, 32, 64, 128), dense=256):
-    """images (b, s, s, 3) in [0, 1] -> dict of head probabilities (see the module docstring)."""
+@keras.saving.register_keras_serializable("imagegen")
+class RandomBlur(layers.Layer):
+    """Training only: each image is mixed with its Gaussian blur (sigma ``sigma`` px) by a random share in [0, 1].
+
+    Why: a judge trained on crisp sprites alone reads their outlines, and then fails on a picture
+    a person reads at a glance but that is slightly soft, as every picture a small autoencoder
+    decodes is (before this layer: 17% of objects right at a blur of 0.8 px).
+    """
+
+    def __init__(self, sigma=1.5, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.sigma, self.seed = sigma, seed
+        radius = int(np.ceil(2.5 * sigma))
+        taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+        kernel = np.outer(taps, taps) / np.sum(taps) ** 2  # separable Gaussian, sums to 1
+        self.kernel = np.tile(kernel[:, :, None, None], (1, 1, 3, 1)).astype("float32")  # (k, k, 3 channels, 1)
+        self.radius = radius
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def blur(self, images):
+        """Every image blurred (mirrored at the borders, so the edges do not darken)."""
+        r = self.radius
+        padded = keras.ops.pad(images, ((0, 0), (r, r), (r, r), (0, 0)), mode="reflect")
+        return keras.ops.depthwise_conv(padded, self.kernel, padding="valid")
+
+    def call(self, images, training=False):
+        if not training:
+            return images
+        blurred = self.blur(images)
+        share = keras.random.uniform((keras.ops.shape(images)[0], 1, 1, 1), seed=self.generator)
+        return images + share * (blurred - images)
+
+    def get_config(self):
+        return {**super().get_config(), "sigma": self.sigma, "seed": self.seed}
+
+
+def blur(images, sigma):
+    """Images (n, s, s, 3) in [0, 1], each blurred by a Gaussian of ``sigma`` px: how soft pictures test the judge."""
+    layer = RandomBlur(sigma)
+    return np.concatenate([keras.ops.convert_to_numpy(layer.blur(keras.ops.convert_to_tensor(images[i : i + 256], "float32")))
+                           for i in range(0, len(images), 256)])
+
+
+def build_judge(image_size=64, widths=(16, 32, 64, 128), dense=256, blur=1.5):
+    """images (b, s, s, 3) in [0, 1] -> dict of head probabilities (see the module docstring).
+
+    blur: the largest Gaussian blur (px) of the training-time augmentation (``RandomBlur``); 0 for none.
+    """
     images = keras.Input((image_size, image_size, 3), name="images")
-    x = images
+    x = RandomBlur(blur, name="random_blur")(images) if blur else images
     for width in widths:
         for _ in range(2):  # batch norm: it trains in a few epochs instead of dozens
             x = layers.Conv2D(width, 3, padding="same", use_bias=False)(x)
@@ -135,6 +181,7 @@ class ToyJudge:
                           verbose=verbose, save=False)
         scores = self.accuracy(test.images, test.scenes)
         self.record = {"num_images": num_images, "epochs": epochs, "held_out": held_out, "held_out_accuracy": scores,
+                       "held_out_accuracy_blurred_1px": self.accuracy(blur(test.images, 1.0), test.scenes),
                        "train_seconds": round(time.perf_counter() - started, 1)}
         return scores
 

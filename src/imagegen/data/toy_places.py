@@ -1,8 +1,10 @@
 """The toy world's places: a field, a lake, a beach and the moon, each in a few fixed looks.
 
 Why fixed looks: a scene set pastes objects onto a background, and drawing the sky,
-the sun, clouds, water ripples, hills or moon craters anew for every image would cost
-more than everything else. ``background`` draws each (place, size, variant) once and
+the sun, clouds, hills or moon craters anew for every image would cost more than
+everything else. Why no fine texture (stars, grass stripes, ripples): a small model
+spends its capacity on whatever the pictures hold, and a place is recognised by its
+large areas of colour; the capacity is better spent on the objects. ``background`` draws each (place, size, variant) once and
 caches it; ``toy_world`` jitters its brightness per image.
 
 Rows matter to the scenes: objects stand below the ``horizon``; at a lake or a beach,
@@ -31,13 +33,11 @@ def background(place, size, variant):
     shore = int(size * (rng.uniform(0.70, 0.76) if place == "lake" else rng.uniform(0.62, 0.67)))
     if place == "moon":
         image[:] = (0.02, 0.02, 0.06)
-        stars = rng.random((size, size)) < 0.012
-        image[stars] = 0.9
         ground = y >= horizon / size
         grey = 0.55 + 0.08 * rng.random()
         image[np.broadcast_to(ground, (size, size))] = (grey, grey, grey * 1.02)
-        for _ in range(4):
-            cx, cy, r = rng.uniform(0, 1), rng.uniform(horizon / size + 0.08, 0.98), rng.uniform(0.03, 0.07)
+        for _ in range(3):
+            cx, cy, r = rng.uniform(0, 1), rng.uniform(horizon / size + 0.08, 0.98), rng.uniform(0.05, 0.09)
             crater = ((x - cx) / r) ** 2 + ((y - cy) / (0.4 * r)) ** 2 <= 1
             image[crater] = grey * 0.72
         if rng.random() < 0.5:  # the Earth in the sky
@@ -57,14 +57,10 @@ def background(place, size, variant):
     grass = np.array((0.35, 0.68, 0.25)) * rng.uniform(0.9, 1.1)
     if place == "field":
         image[below] = grass
-        stripes = below & (np.sin(y * 90 + x * 3) > 0.6)
-        image[stripes] = grass * 0.88
         return image, horizon, size
     water = np.array((0.20, 0.45, 0.80)) * rng.uniform(0.9, 1.1)
     land = grass if place == "lake" else np.array((0.93, 0.84, 0.60)) * rng.uniform(0.95, 1.05)
     image[below] = water
-    ripples = below & (y < shore / size) & (np.sin(y * 140) > 0.85)
-    image[ripples] = water * 1.25
     if place == "lake":  # far hills across the water
         hills = (y < horizon / size) & (y > horizon / size - 0.06 - 0.04 * np.sin(x * 9 + rng.uniform(0, 6)))
         image[hills] = (0.25, 0.50, 0.25)

@@ -124,6 +124,24 @@ def toy_world(num_images, image_size=64, seed=0, exclude=DEFAULT_EXCLUDE, canoni
     return ToyWorld(images, captions, scenes)
 
 
+def one_cat(num_images, fur="black", mark="bib", image_size=64, seed=0):
+    """Pictures of one particular cat, alone, in every place: a look (``CAT_FURS`` x ``CAT_MARKS``) that no
+    caption names, so a model trained on the toy world has no word for it (notebook 07's textual inversion)."""
+    if fur not in CAT_FURS or mark not in CAT_MARKS:
+        raise ValueError(f"a cat's fur is one of {sorted(CAT_FURS)} and its marking one of {CAT_MARKS}; got {fur!r}, {mark!r}")
+    rng = np.random.default_rng(seed)
+    images, scenes = np.empty((num_images, image_size, image_size, 3), np.float32), []
+    for index in range(num_images):
+        place = PLACES[index % len(PLACES)]
+        scenery, horizon, shore = background(place, image_size, int(rng.integers(VARIANTS)))
+        images[index] = scenery
+        cat = sprite("cat", round(image_size / 64 * float(rng.choice((1.45, 1.6, 1.75))), 2), None, (fur, mark),
+                     bool(rng.random() < 0.5))
+        objects = _place_grounded(rng, images[index], [("cat", None, cat)], image_size, horizon, shore, place)
+        scenes.append({"objects": objects, "relation": None, "place": place})
+    return ToyWorld(np.clip(images, 0, 1), [caption(s, 0) for s in scenes], scenes)
+
+
 def _scene(rng, kind, size, exclude, canvas):
     place = PLACES[rng.integers(len(PLACES))]
     triple = _pick_triple(rng, kind, place, exclude) if kind in RELATIONS else None
@@ -142,7 +160,7 @@ def _scene(rng, kind, size, exclude, canvas):
             objects += _place_grounded(rng, canvas, [thing], size, horizon, shore, place)
     else:
         subject, verb, target = triple
-        scale = size / 64 * rng.choice((1.0, 1.1, 1.2))
+        scale = size / 64 * rng.choice((1.15, 1.25, 1.35))
         if verb == "riding":
             objects += _place_riding(rng, canvas, subject, target, scale, size, horizon, shore, place)
         elif verb == "next to":

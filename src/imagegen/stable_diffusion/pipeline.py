@@ -72,6 +72,11 @@ class StableDiffusion:
     # -- construction ----------------------------------------------------------------------------
     # Loading weights is not the pipeline's job: ``imagegen.stable_diffusion.sources`` (``from_preset``,
     # ``from_diffusers``, ...) builds the modules and hands them to ``__init__``.
+    def resized(self, img_height, img_width):
+        """The same modules, tokenizer and sampler, making pictures of another size (outpainting's wider canvas)."""
+        return StableDiffusion(self.text_encoder, self.unet, self.decoder, self.image_encoder, self.tokenizer, img_height,
+                               img_width, scheduler=self.scheduler, jit_compile=self.jit_compile, progress=self.progress)
+
     def set_text_encoder(self, text_encoder):
         """Swap in another text encoder (e.g. one that learned a new token); forgets the cached empty prompt."""
         if text_encoder.max_length != self.text_encoder.max_length or text_encoder.width != self.text_encoder.width:

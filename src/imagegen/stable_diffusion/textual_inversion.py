@@ -129,13 +129,18 @@ def textual_inversion(pipeline, images, token, init_word, captions, steps=400, b
     images: uint8 or [0, 1] float (n, h, w, 3) at the pipeline's size (3 to 5 are enough).
     init_word: an existing one-token word the new row starts from ("blue", "cat").
     captions: prompts using the token, one is drawn per example each step
-        (e.g. ["a photo of a <token>", "a <token> flower"]); flipped copies double the examples.
+        (e.g. ["a photo of a <token>", "a <token> flower"]); or one such list per image, when the
+        pictures differ in what a caption would say (["<token> on the moon"], ["<token> in a field"], ...),
+        so that the token does not learn it. Flipped copies double the examples.
     loss: the one the UNet was trained with: "mae" for the course's mini model, "mse" for SD v1.x.
     log_every: print the loss every this many tenths of the run (0: silent).
     After it returns, ``pipeline`` understands prompts with ``token``. If it raises (or is
     interrupted), the pipeline's tokenizer, text encoder and UNet are as they were.
     """
-    if not any(token in caption for caption in captions):
+    per_image = [list(c) for c in captions] if captions and not isinstance(captions[0], str) else [list(captions)] * len(images)
+    if len(per_image) != len(images):
+        raise ValueError(f"captions: {len(per_image)} lists for {len(images)} images; give one list per image, or one list")
+    if not all(any(token in caption for caption in group) for group in per_image):
         raise ValueError(f"the captions must use the new token {token!r}, e.g. 'a photo of a {token}'")
     tokenizer, encoder = pipeline.tokenizer, pipeline.text_encoder
     init = tokenizer.encode(init_word)[1:-1]
@@ -156,7 +161,8 @@ def textual_inversion(pipeline, images, token, init_word, captions, steps=400, b
         epochs = max(1, min(10, steps))  # the loss is reported after each tenth of the steps
         per_epoch = int(np.ceil(steps / epochs)) * batch_size
         index = np.tile(np.arange(len(latents)), int(np.ceil(per_epoch / len(latents))))[:per_epoch]
-        token_ids = trial([captions[i] for i in rng.integers(0, len(captions), len(index))])
+        groups = [per_image[i % len(per_image)] for i in index]  # a flipped copy keeps its image's captions
+        token_ids = trial([group[rng.integers(len(group))] for group in groups])
         optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=0.0)
         if pipeline.unet.dtype_policy.name == "mixed_float16":  # float16 gradients underflow without loss scaling
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
