@@ -134,6 +134,49 @@ def test_the_recipe_names_its_data_sets_and_refuses_others(tmp_path):
         toy_clip(dataset="pets")
 
 
+def test_the_toy_world_recipe_changes_only_what_it_names():
+    from imagegen.stable_diffusion.mini_recipe import RECIPE, TOY_WORLD_CHANGES, recipe_for
+
+    assert recipe_for() == RECIPE  # the shipped model's recipe
+    world = recipe_for(dataset="toy_world", unet_epochs=3)
+    assert {k for k in RECIPE if world[k] != RECIPE[k]} == set(TOY_WORLD_CHANGES) | {"unet_epochs"}
+    assert world["vae_crop"] == 32 and world["unet_loss"] == "mse" and world["unet_epochs"] == 3
+    with pytest.raises(ValueError, match="unknown recipe settings"):
+        recipe_for(vae_crops=16)
+
+
+def test_object_crops_centre_on_objects_and_stay_on_the_latent_grid():
+    from imagegen.data import toy_flowers, toy_world
+    from imagegen.stable_diffusion.mini_recipe import object_crops
+
+    world = toy_world(200, 64, seed=3)
+    crops = object_crops(world, 32, seed=0, multiple=4, centred=1.0)
+    assert crops.shape == (200, 32, 32, 3)
+    found = 0
+    for image, crop, scene in zip(world.images, crops, world.scenes):
+        corners = [(t, l) for t in range(0, 33, 4) for l in range(0, 33, 4)
+                   if np.array_equal(image[t : t + 32, l : l + 32], crop)]
+        assert corners, "every crop is a piece of its image, its corner on multiples of 4"
+        t, l = corners[0]
+        found += any(l <= (o["box"][0] + o["box"][2]) / 2 < l + 32 and t <= (o["box"][1] + o["box"][3]) / 2 < t + 32
+                     for o in scene["objects"]) or not scene["objects"]
+    assert found >= 190  # centred on an object (up to a jitter of 6 px)
+    assert object_crops(toy_flowers(8, 64, seed=0), 32).shape == (8, 32, 32, 3)  # no scenes: anywhere
+    with pytest.raises(ValueError, match="vae_crop"):
+        object_crops(world, 80)
+
+
+def test_latent_noise_reaches_the_decoder_only_in_training():
+    encoder, decoder = Encoder(channels=(8,), groups=4, latent_scale=1.0), Decoder(channels=(8,), groups=4, latent_scale=1.0)
+    images = RNG.uniform(0, 1, (2, 8, 8, 3)).astype("float32")
+    quiet = AutoencoderTrainer(encoder, decoder, kl_weight=1e-4, seed=0)
+    noisy = AutoencoderTrainer(encoder, decoder, kl_weight=1e-4, seed=0, latent_noise=0.5)
+    np.testing.assert_allclose(ops.convert_to_numpy(noisy(images)[1]), ops.convert_to_numpy(quiet(images)[1]), atol=1e-6)
+    difference = ops.convert_to_numpy(noisy(images, training=True)[1]) - ops.convert_to_numpy(quiet(images, training=True)[1])
+    assert np.abs(difference).max() > 1e-3
+    assert AutoencoderTrainer.from_config(noisy.get_config()).latent_noise == 0.5
+
+
 def test_save_and_load_mini_round_trip_in_float16(tmp_path, tiny):
     modules = (tiny.text_encoder, tiny.unet, tiny.decoder, tiny.image_encoder)
     mini_asset.save_mini(tmp_path, modules, {"note": "test"})

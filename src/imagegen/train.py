@@ -26,13 +26,15 @@ def main(argv=None):
     parser.add_argument("--run-dir", help="checkpoints and logs (default: the cache's runs/mini_<settings>)")
     parser.add_argument("--output", default=str(mini_recipe.ASSET_DIR), help="where the weights go (default: %(default)s)")
     for key, value in mini_recipe.RECIPE.items():
-        parser.add_argument("--" + key.replace("_", "-"), type=type(value), default=value, help=f"default {value}")
+        parser.add_argument("--" + key.replace("_", "-"), type=type(value), default=None,
+                            help=f"default {value}" + (f" ({mini_recipe.TOY_WORLD_CHANGES[key]} for the toy world)"
+                                                        if key in mini_recipe.TOY_WORLD_CHANGES and key != "dataset" else ""))
     parser.add_argument("--no-eval", action="store_true", help="skip scoring the prompts after training")
     args = parser.parse_args(argv)
     if args.model == "judge":
         return _train_judge(args.run_dir or cache_dir("runs", "toy_judge"),
                             args.output if args.output != str(mini_recipe.ASSET_DIR) else None)
-    recipe = {key: getattr(args, key) for key in mini_recipe.RECIPE}
+    recipe = {key: getattr(args, key) for key in mini_recipe.RECIPE if getattr(args, key) is not None}
     changed = [f"{k}{v}" for k, v in recipe.items() if v != mini_recipe.RECIPE[k]]
     run_dir = args.run_dir or cache_dir("runs", "mini" + ("_" + "_".join(changed) if changed else ""))
     print(f"run folder: {run_dir} (run the same command again to resume)")

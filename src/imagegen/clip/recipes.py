@@ -46,7 +46,10 @@ TOY_SETS = ("toy_flowers", "toy_world")
 
 def toy_clip_run_dir(image_size=32, num_images=6000, epochs=8, seed=0, dataset="toy_flowers"):
     """Where the toy CLIP of these settings is trained and saved (in the cache)."""
-    prefix = "toy_clip" if dataset == "toy_flowers" else f"{dataset}_clip"
+    from imagegen.data.toy_world import VERSION
+
+    # The toy world's version is in the name: a CLIP cached from an older world is not reused.
+    prefix = "toy_clip" if dataset == "toy_flowers" else f"{dataset}_v{VERSION}_clip"
     return pathlib.Path(cache_dir("clip", f"{prefix}_{image_size}px_{num_images}_{epochs}ep_seed{seed}"))
 
 

@@ -37,6 +37,7 @@ MOUNTS = ("horse", "cow", "bicycle", "rocket")
 FLYERS = ("bird", "rocket", "astronaut")  # what can be "above" something
 GROUNDED = ("astronaut", "person", "cowboy", "cat", "horse", "cow", "rocket", "bicycle", "boat", "tree", "house")
 DEFAULT_EXCLUDE = (("astronaut", "riding", "horse"),)
+VERSION = 2  # raised whenever the pictures change, so that caches of models trained on an older world are not reused
 TITLE_PROMPT = "an astronaut riding a horse"
 
 PLACE_PHRASES = {"field": "in a field", "lake": "on a lake", "beach": "on a beach", "moon": "on the moon"}

@@ -1,4 +1,8 @@
-"""How well a toy-flower pipeline follows its prompts, read by a classifier: colour and petal-count accuracy.
+"""How well a mini pipeline follows its prompts, scored after training and stored with its weights.
+
+A toy-world mini (the shipped one) is read by the toy-world judge (``world_eval``): the
+title's rate ("an astronaut riding a horse", never in training) and the seen prompts'.
+A toy-flower mini (``--dataset toy_flowers``) is read by a toy-flower classifier:
 
 The 48 canonical prompts "a {colour} flower with {n} petals" are drawn, and
 ``imagegen.classifier.ToyFlowerClassifier`` reads back each image's colour and petal count.
@@ -16,7 +20,7 @@ import time
 
 import numpy as np
 
-from imagegen.stable_diffusion.mini_asset import ASSET_DIR, IMAGE_SIZE, load_mini, update_record
+from imagegen.stable_diffusion.mini_asset import ASSET_DIR, IMAGE_SIZE, load_mini, mini_record, update_record
 from imagegen.stable_diffusion.pipeline import StableDiffusion
 
 
@@ -53,9 +57,11 @@ def evaluate_prompts(pipeline, classifier, images_per_prompt=4, num_steps=25, gu
 
 
 def evaluate_and_record(folder=ASSET_DIR):
-    """Load the mini weights in ``folder``, train the classifier, score the prompts, store the scores in ``mini.json``."""
+    """Load the mini weights in ``folder``, score its prompts, store the scores in ``mini.json``."""
     folder = pathlib.Path(folder)
     pipeline = StableDiffusion(*load_mini(folder), img_height=IMAGE_SIZE, img_width=IMAGE_SIZE, progress=False)
+    if mini_record(folder).get("recipe", {}).get("dataset", "toy_flowers") == "toy_world":
+        return _evaluate_world(folder, pipeline)
     started = time.perf_counter()
     classifier, held_out = prompt_classifier(pipeline.img_height)
     result = evaluate_prompts(pipeline, classifier, held_out=held_out)
@@ -65,4 +71,25 @@ def evaluate_and_record(folder=ASSET_DIR):
     print(f"canonical prompts ({scores['num_images']} images, {scores['num_steps']} steps, guidance "
           f"{scores['guidance_scale']}): colour {scores['color']:.1%}, petals {scores['petals']:.1%}; classifier on real "
           f"toy flowers: colour {held_out['color']:.1%}, petals {held_out['petals']:.1%}")
+    return scores
+
+
+def _evaluate_world(folder, pipeline, num_steps=25, guidance_scale=7.5):
+    """The judge's reading of the title prompt (64 images) and of every seen prompt (4 images each)."""
+    from imagegen.stable_diffusion import world_eval
+    from imagegen.toy_judge import load_judge
+
+    started = time.perf_counter()
+    judge = load_judge()
+    title = world_eval.title_rate(pipeline, judge, num_images=64, num_steps=num_steps, guidance_scale=guidance_scale)
+    seen = world_eval.seen_rates(pipeline, judge, num_steps=num_steps, guidance_scale=guidance_scale)
+    scores = {"title": {k: title[k] for k in ("riding", "both", "num_images")},
+              "seen": {k: seen[k] for k in ("objects", "relation", "place", "num_prompts", "images_per_prompt")},
+              "num_steps": num_steps, "guidance_scale": guidance_scale,
+              "judge_held_out": judge.record.get("held_out_accuracy"), "seconds": round(time.perf_counter() - started, 1)}
+    update_record(folder, prompt_accuracy=scores)
+    print(f"{world_eval.TITLE_PROMPT!r} ({title['num_images']} images, never in training): judged riding "
+          f"{title['riding']:.0%}, both shown {title['both']:.0%}; seen prompts ({len(world_eval.SEEN)} x "
+          f"{seen['images_per_prompt']}): objects {seen['objects']:.0%}, relation {seen['relation']:.0%}, "
+          f"place {seen['place']:.0%}")
     return scores

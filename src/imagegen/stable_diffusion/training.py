@@ -36,9 +36,12 @@ class AutoencoderTrainer(LossTrackerMetrics, keras.Model):
     (``with_latent_scale``).
     """
 
-    def __init__(self, encoder, decoder, kl_weight=1e-6, seed=None, **kwargs):
+    def __init__(self, encoder, decoder, kl_weight=1e-6, seed=None, latent_noise=0.0, **kwargs):
         super().__init__(**kwargs)
         self.encoder, self.decoder, self.kl_weight, self.seed = encoder, decoder, kl_weight, seed
+        # While training, the decoder also sees the latents plus noise of ``latent_noise`` times their spread:
+        # it learns to draw clean pictures from the slightly-off latents a diffusion model ends on.
+        self.latent_noise = latent_noise
         # The encoder's (mean, log-variance) before scaling: the conv named "quant_conv".
         self.moments = keras.Model(encoder.inputs, encoder.get_layer("quant_conv").output, name="moments")
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -54,6 +57,9 @@ class AutoencoderTrainer(LossTrackerMetrics, keras.Model):
         mean, log_variance = ops.split(self.moments(x, training=training), 2, axis=-1)
         log_variance = ops.clip(log_variance, -30.0, 20.0)
         z = mean + ops.exp(0.5 * log_variance) * keras.random.normal(ops.shape(mean), seed=self.seed_generator)
+        if training and self.latent_noise:
+            spread = ops.stop_gradient(ops.std(mean))
+            z = z + self.latent_noise * spread * keras.random.normal(ops.shape(mean), seed=self.seed_generator)
         scale = self.encoder.latent_scale
         return x, self.decoder(z * scale, training=training), mean, log_variance
 
@@ -68,7 +74,8 @@ class AutoencoderTrainer(LossTrackerMetrics, keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "encoder": keras.saving.serialize_keras_object(self.encoder),
-                "decoder": keras.saving.serialize_keras_object(self.decoder), "kl_weight": self.kl_weight, "seed": self.seed}
+                "decoder": keras.saving.serialize_keras_object(self.decoder), "kl_weight": self.kl_weight, "seed": self.seed,
+                "latent_noise": self.latent_noise}
 
     @classmethod
     def from_config(cls, config):
