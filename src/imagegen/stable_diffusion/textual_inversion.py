@@ -161,8 +161,11 @@ def textual_inversion(pipeline, images, token, init_word, captions, steps=400, b
         epochs = max(1, min(10, steps))  # the loss is reported after each tenth of the steps
         per_epoch = int(np.ceil(steps / epochs)) * batch_size
         index = np.tile(np.arange(len(latents)), int(np.ceil(per_epoch / len(latents))))[:per_epoch]
-        groups = [per_image[i % len(per_image)] for i in index]  # a flipped copy keeps its image's captions
-        token_ids = trial([group[rng.integers(len(group))] for group in groups])
+        if isinstance(captions[0], str):  # one list for every picture
+            texts = [captions[i] for i in rng.integers(0, len(captions), len(index))]
+        else:  # a flipped copy keeps its picture's captions
+            texts = [per_image[i % len(per_image)][rng.integers(len(per_image[i % len(per_image)]))] for i in index]
+        token_ids = trial(texts)
         optimizer = keras.optimizers.AdamW(learning_rate, weight_decay=0.0)
         if pipeline.unet.dtype_policy.name == "mixed_float16":  # float16 gradients underflow without loss scaling
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
