@@ -4,8 +4,8 @@ Why fixed looks: a scene set pastes objects onto a background, and drawing the s
 the sun, clouds, hills or moon craters anew for every image would cost more than
 everything else. Why no fine texture (stars, grass stripes, ripples): a small model
 spends its capacity on whatever the pictures hold, and a place is recognised by its
-large areas of colour; the capacity is better spent on the objects. ``background`` draws each (place, size, variant) once and
-caches it; ``toy_world`` jitters its brightness per image.
+large areas of colour; the capacity is better spent on the objects. ``background`` draws
+each (place, size, variant) once and caches it; ``toy_world`` jitters its brightness per image.
 
 Rows matter to the scenes: objects stand below the ``horizon``; at a lake or a beach,
 boats float between the horizon and the ``shore``, and everything else stands below it.

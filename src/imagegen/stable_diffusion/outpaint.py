@@ -1,10 +1,9 @@
 """Outpainting: a picture extended beyond its frame, done as inpainting on a larger canvas.
 
-The talk's example is the Girl with a Pearl Earring, her room painted around her. Neither
-KerasCV nor diffusers' SD v1 pipelines name it; both do it this way, and so do we: put the
-picture in the middle of a canvas padded by ``pad`` pixels, mask the padding (1 = paint),
-and inpaint with a pipeline built at the canvas's size (``StableDiffusion.resized``). The
-UNet and the VAE are convolutional, so they run at the larger size; the attention layers
+The talk's example is the Girl with a Pearl Earring, her room painted around her. KerasCV
+has no outpainting; the usual way with an SD v1 model is this one: put the picture in the
+middle of a canvas padded by ``pad`` pixels, mask the padding (1 = paint), and inpaint
+with a pipeline built at the canvas's size (``StableDiffusion.resized``). The UNet and the VAE are convolutional, so they run at the larger size; the attention layers
 see more latent pixels than in training, which works for moderate pads. The original
 pixels are kept exactly (inpainting's compositing).
 """
@@ -24,7 +23,7 @@ def outpaint(pipeline, prompt, image, pad, negative_prompt=None, num_steps=50, u
     Returns (uint8 images (b, top + h + bottom, left + w + right, 3), the canvas's mask (1 = painted)).
     """
     top, right, bottom, left = (pad,) * 4 if np.isscalar(pad) else tuple(pad)
-    multiple = pipeline.pixels_per_latent * pipeline.unet.downsampling
+    multiple = pipeline.size_multiple
     if any(int(p) != p or p < 0 or p % multiple for p in (top, right, bottom, left)) or not top + right + bottom + left:
         raise ValueError(f"pad={pad!r}: each side must be a whole multiple of {multiple} pixels (the latent grid and "
                          f"the UNet's downsampling), at least one of them above 0; e.g. pad={multiple}")

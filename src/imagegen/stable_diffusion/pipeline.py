@@ -52,7 +52,7 @@ class StableDiffusion:
         self.text_encoder, self.unet, self.decoder, self.image_encoder = text_encoder, unet, decoder, image_encoder
         self.tokenizer = tokenizer or CLIPTokenizer(max_length=text_encoder.max_length)
         self.pixels_per_latent = decoder.downsampling
-        multiple = self.pixels_per_latent * unet.downsampling
+        self.size_multiple = multiple = self.pixels_per_latent * unet.downsampling  # sizes (and outpainting's pads)
         for name, size in (("img_height", img_height), ("img_width", img_width)):
             if int(size) != size or size <= 0 or size % multiple:
                 raise ValueError(f"{name}={size} must be a positive multiple of {multiple} (the VAE shrinks by "
