@@ -2,10 +2,11 @@
 
 The talk's example is the Girl with a Pearl Earring, her room painted around her. KerasCV
 has no outpainting; the usual way with an SD v1 model is this one: put the picture in the
-middle of a canvas padded by ``pad`` pixels, mask the padding (1 = paint), and inpaint
-with a pipeline built at the canvas's size (``StableDiffusion.resized``). The UNet and the VAE are convolutional, so they run at the larger size; the attention layers
-see more latent pixels than in training, which works for moderate pads. The original
-pixels are kept exactly (inpainting's compositing).
+middle of a canvas padded by ``pad`` pixels, mask the padding (1 = paint), and inpaint with
+a pipeline built at the canvas's size (``StableDiffusion.resized``). The UNet and the VAE
+are convolutional, so they run at the larger size; the attention layers see more latent
+pixels than in training, which works for moderate pads. The original pixels are kept
+exactly (inpainting's compositing).
 """
 
 from __future__ import annotations
