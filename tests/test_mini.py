@@ -99,7 +99,7 @@ def test_latent_diffusion_model_trains_the_unet_on_sd_timesteps():
     assert isinstance(ema, UNet) and ema is not unet
 
 
-@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # a stage resumes its weights only
+@pytest.mark.filterwarnings("error:Skipping variable loading for optimizer")  # a learner would read it as a fault
 def test_a_finished_recipe_stage_is_loaded_not_retrained(tmp_path):
     import keras
 
@@ -143,6 +143,20 @@ def test_the_toy_world_recipe_changes_only_what_it_names():
     assert world["vae_crop"] == 32 and world["unet_loss"] == "mse" and world["unet_epochs"] == 3
     with pytest.raises(ValueError, match="unknown recipe settings"):
         recipe_for(vae_crops=16)
+
+
+def test_the_unet_learning_rate_warms_up_then_decays():
+    from imagegen.stable_diffusion.mini_recipe import RECIPE, recipe_for, unet_schedule
+
+    world = recipe_for(dataset="toy_world")
+    peak, warmup = world["unet_learning_rate"], world["unet_warmup_steps"]
+    rate = unet_schedule(world, 1000)
+    assert float(rate(0)) == 0.0 and float(rate(warmup // 2)) == pytest.approx(peak / 2, rel=1e-4)
+    assert float(rate(warmup)) == pytest.approx(peak, rel=1e-4) and float(rate(1000)) == pytest.approx(0.05 * peak, rel=1e-4)
+    flowers = unet_schedule(RECIPE, 1000)  # no warm-up: the peak at once
+    assert float(flowers(0)) == pytest.approx(RECIPE["unet_learning_rate"], rel=1e-4)
+    with pytest.raises(ValueError, match="unet_warmup_steps"):
+        unet_schedule(world, warmup)
 
 
 def test_object_crops_centre_on_objects_and_stay_on_the_latent_grid():
