@@ -213,7 +213,7 @@ def test_v_prediction_config_is_honoured_with_a_v_trained_unet():
     text_encoder, unet, decoder, image_encoder = load_preset("mini")
     assert unet.config["prediction"] == "v"
     reference = StableDiffusion(text_encoder, unet, decoder, image_encoder, img_height=64, img_width=64, progress=False)
-    prompts = ["a red flower with five petals", "a blue flower with six petals", "a yellow flower with eight petals"]
+    prompts = ["a red boat on a lake", "a cow in a field", "an astronaut on the moon"]
     context = reference.encode_text(prompts)
     noise = np.random.default_rng(0).normal(size=(3, 16, 16, 4)).astype("float32")
     expected = reference.generate_image(context, batch_size=3, num_steps=25, diffusion_noise=noise).astype("float32")
@@ -226,7 +226,7 @@ def test_v_prediction_config_is_honoured_with_a_v_trained_unet():
                              schedule=schedule)
         images = sd.generate_image(context, batch_size=3, num_steps=25, diffusion_noise=noise)
         distances[prediction_type] = float(np.abs(images - expected).mean())
-    assert distances["v_prediction"] < 8 < 30 < distances["epsilon"], distances  # measured: 3.7 and 49 (of 255)
+    assert distances["v_prediction"] < 8 < 30 < distances["epsilon"], distances  # measured: 0.94 and 39 (of 255)
 
 
 @pytest.fixture(scope="module")

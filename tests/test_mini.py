@@ -134,27 +134,27 @@ def test_the_recipe_names_its_data_sets_and_refuses_others(tmp_path):
         toy_clip(dataset="pets")
 
 
-def test_the_toy_world_recipe_changes_only_what_it_names():
-    from imagegen.stable_diffusion.mini_recipe import RECIPE, TOY_WORLD_CHANGES, recipe_for
+def test_the_toy_flower_recipe_changes_only_what_it_names():
+    from imagegen.stable_diffusion.mini_recipe import RECIPE, TOY_FLOWER_CHANGES, recipe_for
 
-    assert recipe_for() == RECIPE  # the shipped model's recipe
-    world = recipe_for(dataset="toy_world", unet_epochs=3)
-    assert {k for k in RECIPE if world[k] != RECIPE[k]} == set(TOY_WORLD_CHANGES) | {"unet_epochs"}
-    assert world["vae_crop"] == 32 and world["unet_loss"] == "mse" and world["unet_epochs"] == 3
+    assert recipe_for() == RECIPE == recipe_for(dataset="toy_world")  # the shipped model's recipe
+    flowers = recipe_for(dataset="toy_flowers", unet_epochs=3)
+    assert {k for k in RECIPE if flowers[k] != RECIPE[k]} == set(TOY_FLOWER_CHANGES) | {"unet_epochs"}
+    assert flowers["vae_crop"] == 0 and flowers["unet_loss"] == "mae" and flowers["unet_epochs"] == 3
     with pytest.raises(ValueError, match="unknown recipe settings"):
         recipe_for(vae_crops=16)
 
 
 def test_the_unet_learning_rate_warms_up_then_decays():
-    from imagegen.stable_diffusion.mini_recipe import RECIPE, recipe_for, unet_schedule
+    from imagegen.stable_diffusion.mini_recipe import recipe_for, unet_schedule
 
-    world = recipe_for(dataset="toy_world")
+    world = recipe_for()
     peak, warmup = world["unet_learning_rate"], world["unet_warmup_steps"]
     rate = unet_schedule(world, 1000)
     assert float(rate(0)) == 0.0 and float(rate(warmup // 2)) == pytest.approx(peak / 2, rel=1e-4)
     assert float(rate(warmup)) == pytest.approx(peak, rel=1e-4) and float(rate(1000)) == pytest.approx(0.05 * peak, rel=1e-4)
-    flowers = unet_schedule(RECIPE, 1000)  # no warm-up: the peak at once
-    assert float(flowers(0)) == pytest.approx(RECIPE["unet_learning_rate"], rel=1e-4)
+    flowers = unet_schedule(recipe_for(dataset="toy_flowers"), 1000)  # no warm-up: the peak at once
+    assert float(flowers(0)) == pytest.approx(2e-3, rel=1e-4)
     with pytest.raises(ValueError, match="unet_warmup_steps"):
         unet_schedule(world, warmup)
 
@@ -233,23 +233,25 @@ def test_mini_ships_small_and_loads_offline(mini_sd):
 
 
 @needs_mini
-def test_mini_follows_colour_prompts(mini_sd):
-    """Red prompts give redder images than blue prompts (the notebooks measure this properly)."""
-    red = mini_sd.text_to_image("a red flower with five petals", batch_size=4, num_steps=15, seed=0).astype(float)
-    blue = mini_sd.text_to_image("a blue flower with five petals", batch_size=4, num_steps=15, seed=0).astype(float)
-    redness = lambda images: np.mean(images[..., 0] - images[..., 2])  # noqa: E731
-    assert redness(red) > redness(blue) + 20
+def test_mini_follows_place_prompts(mini_sd):
+    """The moon has a black sky, a field a blue one and green grass (notebook 07 measures prompts with the judge)."""
+    moon = mini_sd.text_to_image("a cow on the moon", batch_size=4, num_steps=15, seed=0).astype(float)
+    field = mini_sd.text_to_image("a cow in a field", batch_size=4, num_steps=15, seed=0).astype(float)
+    sky = lambda images: images[:, :12].mean(axis=(1, 2, 3))  # noqa: E731  (the top rows' brightness, per image)
+    grass = lambda images: (images[:, 48:, :, 1] - images[:, 48:, :, [0, 2]].mean(-1)).mean(axis=(1, 2))  # noqa: E731
+    assert sky(moon).max() < 60 < 120 < sky(field).min()
+    assert grass(field).min() > 20 > grass(moon).max()
 
 
 @needs_mini
 def test_mini_inpaint_keeps_the_unmasked_region(mini_sd):
-    image = mini_sd.text_to_image("a yellow flower with six petals", num_steps=10, seed=1)[0]
+    image = mini_sd.text_to_image("a red boat on a lake", num_steps=10, seed=1)[0]
     mask = np.zeros((64, 64), "float32")
     mask[16:48, 16:48] = 1
-    out = mini_sd.inpaint("a blue flower with six petals", image, mask, num_steps=10, seed=2)[0]
+    out = mini_sd.inpaint("a cow on a beach", image, mask, num_steps=10, seed=2)[0]
     np.testing.assert_array_equal(out[mask == 0], image[mask == 0])
     assert np.abs(out[mask == 1].astype(float) - image[mask == 1]).mean() > 5  # the masked part did change
-    raw = mini_sd.inpaint("a blue flower with six petals", image, mask, num_steps=10, seed=2, keep_unmasked=False)[0]
+    raw = mini_sd.inpaint("a cow on a beach", image, mask, num_steps=10, seed=2, keep_unmasked=False)[0]
     ring = np.ones((64, 64), bool)
     ring[8:56, 8:56] = False  # more than one latent pixel away from the mask
     assert np.abs(raw[ring].astype(float) - image[ring]).mean() < 12  # latent masking alone keeps it close
@@ -291,12 +293,12 @@ def test_cli_generate_img2img_inpaint(tmp_path, capsys):
     from imagegen.cli import main
 
     out = tmp_path / "out.png"
-    assert main(["generate", "a blue flower with six petals", "--steps", "5", "--batch", "4", "-o", str(out)]) == 0
+    assert main(["generate", "an astronaut riding a horse", "--steps", "5", "--batch", "4", "-o", str(out)]) == 0
     assert Image.open(out).size == (256, 64)  # a grid of 4
     source = tmp_path / "in.png"
     Image.fromarray(RNG.integers(0, 255, (80, 100, 3)).astype("uint8")).save(source)  # resized and cropped to 64x64
-    assert main(["img2img", "a red flower", "--image", str(source), "--strength", "0.5", "--steps", "4", "-o", str(out)]) == 0
-    assert main(["inpaint", "a red flower", "--image", str(source), "--box", "8,8,40,40", "--steps", "4", "-o", str(out)]) == 0
+    assert main(["img2img", "a red boat on a lake", "--image", str(source), "--strength", "0.5", "--steps", "4", "-o", str(out)]) == 0
+    assert main(["inpaint", "a cat on the moon", "--image", str(source), "--box", "8,8,40,40", "--steps", "4", "-o", str(out)]) == 0
     assert Image.open(out).size == (64, 64)
 
 

@@ -63,7 +63,9 @@ def test_a_failed_training_changes_nothing(pipeline, monkeypatch):
 def test_the_loss_is_the_one_the_unet_was_trained_with(modules):
     text_encoder, unet = modules[:2]
     default = inspect.signature(latent_diffusion_model).parameters["loss"].default
-    assert default == "mae"  # the mini model's recipe
+    from imagegen.stable_diffusion.mini_recipe import RECIPE
+
+    assert default == RECIPE["unet_loss"] == "mse"  # the mini model's recipe, and SD's
     assert inspect.signature(ti.textual_inversion).parameters["loss"].default == default
     assert inspect.signature(ti.TextualInversion).parameters["loss"].default == default
     grown = ti.grow_text_encoder(text_encoder, 1, [0])

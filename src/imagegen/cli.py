@@ -1,8 +1,8 @@
 """The course's command line: text-to-image, image-to-image and inpainting with a named model.
 
-    python -m imagegen generate "a blue flower with six petals" --preset mini --steps 25 --guidance 7.5 --seed 0 --batch 4 -o out.png
-    python -m imagegen img2img "a red flower with five petals" --image in.png --strength 0.6 -o out.png
-    python -m imagegen inpaint "a yellow flower with eight petals" --image in.png --box 16,16,48,48 -o out.png
+    python -m imagegen generate "an astronaut riding a horse" --preset mini --steps 25 --guidance 7.5 --seed 0 --batch 4 -o out.png
+    python -m imagegen img2img "a horse on the moon" --image in.png --strength 0.6 -o out.png
+    python -m imagegen inpaint "a lake" --image in.png --box 16,16,48,48 -o out.png
     python -m imagegen generate "an astronaut riding a horse" --preset sd-v1.4 -o astronaut.png     # 4 GB download once
     python -m imagegen generate "a castle" --diffusers path/to/stable-diffusion-v1-5 -o castle.png
     python -m imagegen generate "a castle" --single-file v1-5-pruned-emaonly.safetensors -o castle.png

@@ -23,7 +23,7 @@ class DemoPanel:
         diffusers folders or Hugging Face repo ids, listed by their file or folder name.
     """
 
-    def __init__(self, loaders=None, prompt="a blue flower with six petals", preset="mini", weights=()):
+    def __init__(self, loaders=None, prompt="an astronaut riding a horse", preset="mini", weights=()):
         import ipywidgets as widgets
 
         default = {"mini": _preset_loader("mini"), "sd-v1.4": _preset_loader("sd-v1.4")}

@@ -23,12 +23,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m imagegen.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", choices=["mini", "judge"], help="what to train")
-    parser.add_argument("--run-dir", help="checkpoints and logs (default: the cache's runs/mini_<settings>)")
+    parser.add_argument("--run-dir", help="checkpoints and logs (default: the cache's runs/mini_v2_<settings>)")
     parser.add_argument("--output", default=str(mini_recipe.ASSET_DIR), help="where the weights go (default: %(default)s)")
     for key, value in mini_recipe.RECIPE.items():
         parser.add_argument("--" + key.replace("_", "-"), type=type(value), default=None,
-                            help=f"default {value}" + (f" ({mini_recipe.TOY_WORLD_CHANGES[key]} for the toy world)"
-                                                        if key in mini_recipe.TOY_WORLD_CHANGES and key != "dataset" else ""))
+                            help=f"default {value}" + (f" ({mini_recipe.TOY_FLOWER_CHANGES[key]} for toy flowers)"
+                                                        if key in mini_recipe.TOY_FLOWER_CHANGES and key != "dataset" else ""))
     parser.add_argument("--no-eval", action="store_true", help="skip scoring the prompts after training")
     args = parser.parse_args(argv)
     if args.model == "judge":
@@ -36,7 +36,8 @@ def main(argv=None):
                             args.output if args.output != str(mini_recipe.ASSET_DIR) else None)
     recipe = {key: getattr(args, key) for key in mini_recipe.RECIPE if getattr(args, key) is not None}
     changed = [f"{k}{v}" for k, v in recipe.items() if v != mini_recipe.RECIPE[k]]
-    run_dir = args.run_dir or cache_dir("runs", "mini" + ("_" + "_".join(changed) if changed else ""))
+    # "v2": the toy-world recipe; a folder of the first (toy-flower) recipe's checkpoints is never resumed into it.
+    run_dir = args.run_dir or cache_dir("runs", "mini_v2" + ("_" + "_".join(changed) if changed else ""))
     print(f"run folder: {run_dir} (run the same command again to resume)")
     mini_recipe.train_mini(run_dir, output=args.output, **recipe)
     if not args.no_eval:

@@ -35,7 +35,7 @@ CONFIGS = {
     "tiny": dict(channels=(16, 32), latent_channels=4, groups=8),
     # The full-mode rehearsal's stand-in: SD's 8x downsampling (4 levels) at tiny widths.
     "rehearsal": dict(channels=(8, 16, 16, 32), latent_channels=4, groups=8),
-    # The course's mini SD: 4x downsampling, 64x64 toy flowers -> 16x16x4 latents. Its latent_scale is measured
+    # The course's mini SD: 4x downsampling, 64x64 toy-world scenes -> 16x16x4 latents. Its latent_scale is measured
     # after training (1 / std of the latent means), as SD's 0.18215 was.
     "mini": dict(channels=(16, 32, 64), latent_channels=4, groups=8),
 }

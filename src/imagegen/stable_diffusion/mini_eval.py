@@ -1,8 +1,8 @@
 """How well a mini pipeline follows its prompts, scored after training and stored with its weights.
 
-A toy-world mini (``--dataset toy_world``) is read by the toy-world judge (``world_eval``): the
+A toy-world mini (the shipped one) is read by the toy-world judge (``world_eval``): the
 title's rate ("an astronaut riding a horse", never in training) and the seen prompts'.
-A toy-flower mini (the shipped one) is read by a toy-flower classifier:
+A toy-flower mini (``--dataset toy_flowers``, the first recipe) is read by a toy-flower classifier:
 
 The 48 canonical prompts "a {colour} flower with {n} petals" are drawn, and
 ``imagegen.classifier.ToyFlowerClassifier`` reads back each image's colour and petal count.

@@ -1,21 +1,20 @@
-"""The recipe that trains the course's mini Stable Diffusion: SD's three parts, small, on captioned toy flowers.
+"""The recipe that trains the course's mini Stable Diffusion: SD's three parts, small, on the captioned toy world.
 
 Same classes as SD v1 (``TextEncoder``, ``UNet``, ``Decoder``, ``Encoder``)
 with small configurations, so every application of the pipeline runs offline in
 seconds on a CPU. ``train_mini`` (run by ``python -m imagegen.train mini``):
 
-1. the toy CLIP of notebook 04 (its text tower is the text encoder, frozen);
-2. the autoencoder on 64x64 toy flowers -> 16x16x4 latents, then its latent scale;
+1. a toy CLIP (notebook 04's recipe) trained on toy-world captions; its text tower is the
+   text encoder, frozen, as SD uses CLIP's;
+2. the autoencoder, 64x64 scenes -> 16x16x4 latents, then its latent scale. It trains on
+   32x32 crops centred on objects (it is convolutional, so it works on whole images after,
+   and the small things a prompt names get most of its training instead of the empty sky),
+   with noise on its latents;
 3. the UNet (v-prediction, cross-attention on the text features) on those latents.
 
-``dataset="toy_world"`` trains the same recipe on the toy world's scenes, with a toy CLIP
-trained on toy-world captions (``toy_clip(dataset="toy_world")``) as its text encoder, and
-``TOY_WORLD_CHANGES``: the autoencoder trains on 32x32 crops centred on objects (it is
-convolutional, so it works on whole images after, and the small things a prompt names get
-most of its training instead of the empty sky), with noise on its latents; the UNet with
-the mean squared error and a lower learning rate. That model draws its places, not yet its objects reliably (issue 19).
-Each stage resumes from its checkpoints in the run folder. The result is written
-in the shipped format (``mini_asset``); ``mini_eval`` then scores its prompts.
+``dataset="toy_flowers"`` trains the first mini model's recipe (``TOY_FLOWER_CHANGES``) on toy
+flowers instead. Each stage resumes from its checkpoints in the run folder. The result is
+written in the shipped format (``mini_asset``); ``mini_eval`` then scores its prompts.
 """
 
 from __future__ import annotations
@@ -29,27 +28,26 @@ import numpy as np
 from imagegen.files import atomic_path
 from imagegen.stable_diffusion.mini_asset import ASSET_DIR, IMAGE_SIZE, save_mini
 
-# The recipe of the shipped mini model (toy flowers). vae_crop 0: the autoencoder trains on whole images.
+# The recipe of the shipped mini model, on the toy world. The autoencoder trains on 32x32 crops centred on objects
+# and with noise on its latents; the UNet with the mean squared error, as SD's, with a linear warm-up to its peak
+# learning rate (at 2e-3 without one its loss stalls on a plateau: it never learns the last steps).
 RECIPE = dict(
-    dataset="toy_flowers", image_size=IMAGE_SIZE, num_images=12000, seed=0, clip_images=6000, clip_epochs=8,
-    vae_epochs=2, vae_batch_size=16, vae_crop=0, vae_learning_rate=1e-3, kl_weight=1e-6, latent_noise=0.0,
-    unet_epochs=12, unet_batch_size=32, unet_learning_rate=2e-3, unet_warmup_steps=0, weight_decay=1e-4, unet_loss="mae",
-    training_power=1.0, condition_dropout=0.15,
+    dataset="toy_world", image_size=IMAGE_SIZE, num_images=12000, seed=0, clip_images=6000, clip_epochs=8,
+    vae_epochs=5, vae_batch_size=32, vae_crop=32, vae_learning_rate=2e-3, kl_weight=1e-6, latent_noise=0.2,
+    unet_epochs=12, unet_batch_size=32, unet_learning_rate=1e-3, unet_warmup_steps=200, weight_decay=1e-4,
+    unet_loss="mse", training_power=1.0, condition_dropout=0.15,
 )
-# What ``dataset="toy_world"`` changes (work in progress, issue 19): the autoencoder on 32x32 crops centred on
-# objects, and noise on its latents while training; the UNet with the mean squared error, as SD's, at half the
-# flower recipe's peak learning rate, reached by a linear warm-up (at 2e-3 its loss stalls on a plateau: it never
-# learns the last steps).
-TOY_WORLD_CHANGES = dict(dataset="toy_world", vae_epochs=5, vae_batch_size=32, vae_crop=32, vae_learning_rate=2e-3,
-                         latent_noise=0.2, unet_loss="mse", unet_learning_rate=1e-3, unet_warmup_steps=200)
+# What ``dataset="toy_flowers"`` changes: the recipe of the first mini model (toy flowers, whole images).
+TOY_FLOWER_CHANGES = dict(dataset="toy_flowers", vae_epochs=2, vae_batch_size=16, vae_crop=0, vae_learning_rate=1e-3,
+                          latent_noise=0.0, unet_loss="mae", unet_learning_rate=2e-3, unet_warmup_steps=0)
 
 
 def recipe_for(**overrides):
-    """The full recipe: ``RECIPE``, with ``TOY_WORLD_CHANGES`` for the toy world, then ``overrides``."""
+    """The full recipe: ``RECIPE``, with ``TOY_FLOWER_CHANGES`` for toy flowers, then ``overrides``."""
     unknown = set(overrides) - set(RECIPE)
     if unknown:
         raise ValueError(f"unknown recipe settings {sorted(unknown)}; the recipe has {sorted(RECIPE)}")
-    base = {**RECIPE, **(TOY_WORLD_CHANGES if overrides.get("dataset") == "toy_world" else {})}
+    base = {**RECIPE, **(TOY_FLOWER_CHANGES if overrides.get("dataset") == "toy_flowers" else {})}
     return {**base, **overrides}
 
 

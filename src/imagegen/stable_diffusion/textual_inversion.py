@@ -7,12 +7,12 @@ ordinary diffusion loss on the example images' latents:
 
     c   = text_encoder(embed("a photo of a <new> flower"))       the row enters here
     x_t = sqrt(a_t) x_0 + sqrt(1 - a_t) e                       x_0: an example's latent
-    L   = | unet(x_t, t, c) - target |                          target: e, or v
+    L   = | unet(x_t, t, c) - target |^2                        target: e, or v
 
 The loss is the one the UNet was trained with, so that the row is pulled towards
-what the UNet learned to answer: the mean absolute error for the course's mini
-model (``training.latent_diffusion_model``'s default), the mean squared error
-for SD v1.x (``loss="mse"``).
+what the UNet learned to answer: the mean squared error for SD v1.x and the
+course's mini model (``training.latent_diffusion_model``'s default); ``loss="mae"``
+for a UNet trained with the mean absolute error (the first, toy-flower mini).
 
 After a successful training the row is written into a grown copy of the text
 encoder, and the tokenizer learns the token, so any prompt can use the new word.
@@ -53,13 +53,13 @@ class TextualInversion(LossTrackerMetrics, keras.Model):
     """Trains the embedding rows of new tokens; the text encoder and the UNet stay frozen.
 
     text_encoder: already grown (``grow_text_encoder``); new_ids: the new tokens' ids.
-    loss: "mae" or "mse", the loss the UNet was trained with ("mae": the course's mini model).
+    loss: "mae" or "mse", the loss the UNet was trained with ("mse": SD v1.x and the course's mini model).
     Train on {"latents": (n, h, w, c), "token_ids": (n, L)} (captions that use the tokens).
     Both modules are frozen from construction on; ``release()`` gives them back their
     ``trainable`` settings (``textual_inversion`` does, also when training fails).
     """
 
-    def __init__(self, text_encoder, unet, new_ids, loss="mae", seed=0, **kwargs):
+    def __init__(self, text_encoder, unet, new_ids, loss="mse", seed=0, **kwargs):
         super().__init__(**kwargs)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES} (the one the UNet was trained with), got {loss!r}")
@@ -123,7 +123,7 @@ class TextualInversion(LossTrackerMetrics, keras.Model):
 
 
 def textual_inversion(pipeline, images, token, init_word, captions, steps=400, batch_size=16, learning_rate=5e-3,
-                      loss="mae", seed=0, log_every=5):
+                      loss="mse", seed=0, log_every=5):
     """Teach ``pipeline`` (a ``StableDiffusion``) a new ``token`` from a few ``images``; returns the loss history.
 
     images: uint8 or [0, 1] float (n, h, w, 3) at the pipeline's size (3 to 5 are enough).
@@ -132,7 +132,7 @@ def textual_inversion(pipeline, images, token, init_word, captions, steps=400, b
         (e.g. ["a photo of a <token>", "a <token> flower"]); or one such list per image, when the
         pictures differ in what a caption would say (["<token> on the moon"], ["<token> in a field"], ...),
         so that the token does not learn it. Flipped copies double the examples.
-    loss: the one the UNet was trained with: "mae" for the course's mini model, "mse" for SD v1.x.
+    loss: the one the UNet was trained with: "mse" for SD v1.x and the course's mini model ("mae" for the toy-flower one).
     log_every: print the loss every this many tenths of the run (0: silent).
     After it returns, ``pipeline`` understands prompts with ``token``. If it raises (or is
     interrupted), the pipeline's tokenizer, text encoder and UNet are as they were.

@@ -125,7 +125,7 @@ def timestep_network(unet, latent_size, context_length):
                        name="timestep_unet")
 
 
-def latent_diffusion_model(unet, latent_size, context_length, training_power=1.0, condition_dropout=0.15, ema_momentum=0.999, loss="mae", seed=0):
+def latent_diffusion_model(unet, latent_size, context_length, training_power=1.0, condition_dropout=0.15, ema_momentum=0.999, loss="mse", seed=0):
     """A ``DiffusionModel`` that trains ``unet`` on latents (unit variance already: no normalisation).
 
     Its schedule is SD's scaled-linear 1000 steps, its target v if the UNet

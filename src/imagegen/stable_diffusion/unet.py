@@ -34,7 +34,7 @@ CONFIGS = {
     # A few thousand parameters per block: unit tests.
     "tiny": dict(channels=(32, 64), attention_levels=(True, False), num_heads=2,
                  context_dim=32, time_dim=32, layers_per_block=1, groups=8),
-    # The course's mini SD (16x16 latents of 64x64 toy flowers, the toy CLIP's 128-wide text features).
+    # The course's mini SD (16x16 latents of 64x64 toy-world scenes, the toy CLIP's 128-wide text features).
     "mini": dict(channels=(32, 64, 96), attention_levels=(False, True, True), num_heads=4,
                  context_dim=128, time_dim=64, layers_per_block=2, groups=8, prediction="v"),
 }
