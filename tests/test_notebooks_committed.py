@@ -40,6 +40,16 @@ def test_no_stored_errors(notebook):
     assert not errors, f"{path.name} stores errors: {errors}"
 
 
+def test_no_tensorflow_log_lines_in_outputs(notebook):
+    """TensorFlow's C++ lines (I0000 ..., absl's note) are stopped at the source: imagegen.tf_logs, in the config cell."""
+    path, content = notebook
+    for index, cell in enumerate(content["cells"]):
+        for output in cell.get("outputs", []):
+            lines = "".join(output.get("text", [])).splitlines() if output.get("output_type") == "stream" else []
+            logs = [line for line in lines if line.startswith(("I0000 ", "W0000 ", "E0000 ")) or "absl::InitializeLog" in line]
+            assert not logs, f"{path.name}, cell {index}: TensorFlow's C++ log in the output: {logs[0][:100]}"
+
+
 def test_outputs_stay_small(notebook):
     path, content = notebook
     assert path.stat().st_size < 5_000_000, f"{path.name} is {path.stat().st_size / 1e6:.1f} MB"

@@ -61,4 +61,7 @@ def _train_judge(run_dir, output=None):
 
 
 if __name__ == "__main__":
+    from imagegen.tf_logs import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # before the recipe's modules load TensorFlow
     sys.exit(main())
