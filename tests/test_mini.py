@@ -346,3 +346,17 @@ def test_demo_panel_generates_and_reports_a_missing_preset():
     assert np.array_equal(images, panel.generate())  # the same seed, the same pictures
     panel.preset.value = "broken"
     assert panel.generate() is None and "not available" in panel.status.value and not panel.button.disabled
+
+
+def test_demo_panel_shows_a_description_not_a_widget_repr(monkeypatch):
+    """An executed copy keeps the panel's text/plain: it must say what the panel is, not ``VBox(children=...)``."""
+    import IPython.display
+
+    from imagegen.demo import DemoPanel
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objects, **options: shown.append((objects, options)))
+    DemoPanel(loaders={"mini": lambda: None}).show()
+    (bundle,), options = shown[0]
+    assert options == {"raw": True} and "application/vnd.jupyter.widget-view+json" in bundle
+    assert bundle["text/plain"].startswith("Demo panel") and "VBox" not in bundle["text/plain"]

@@ -54,10 +54,20 @@ class DemoPanel:
         self.last_images = None
 
     def show(self):
+        """Display the panel. Its plain-text form, what an executed copy or a terminal shows instead of the
+        live widget, says what the panel is rather than ipywidgets' repr (``VBox(children=...)``)."""
         from IPython.display import display
 
-        display(self.widget)
+        bundle = self.widget._repr_mimebundle_() or {}
+        bundle["text/plain"] = self.describe()
+        display(bundle, raw=True)
         return self
+
+    def describe(self):
+        """One line naming the panel's controls and their values."""
+        return (f"Demo panel (run this cell in Jupyter or Colab to use it): prompt {self.prompt.value!r}, "
+                f"steps {self.steps.value}, guidance {self.guidance.value}, seed {self.seed.value}, "
+                f"batch {self.batch.value}, preset {self.preset.value!r}")
 
     def pipeline(self):
         """The selected preset's pipeline, built on first use."""

@@ -94,6 +94,6 @@ def download(url, sha256, filename=None, subdir="downloads", timeout=3.0, progre
 
 
 def _progress_bar(total, name):
-    from tqdm.auto import tqdm
+    from imagegen.progress import progress_bar
 
-    return tqdm(total=total, unit="B", unit_scale=True, desc=name, leave=False)
+    return progress_bar(total=total, unit="B", unit_scale=True, desc=name, leave=False)

@@ -111,13 +111,13 @@ class StableDiffusion:
 
     def _denoise(self, latents, context, negative, num_steps, guidance_scale, start=0, on_step=None, keep=None):
         """Run the scheduler's plan from step ``start`` (``diffusion.samplers.sample``); ``keep`` re-imposes known content."""
-        from tqdm.auto import tqdm
+        from imagegen.progress import progress_bar
 
         def denoise(x, timestep, a_t):
             return to_epsilon(self.guided_prediction(x, timestep, context, negative, guidance_scale), x, a_t, self.prediction)
 
         def progress(plan):
-            return tqdm(plan, desc="denoising", leave=False, disable=not self.progress)
+            return progress_bar(plan, desc="denoising", disable=not self.progress)
 
         return sample(denoise, latents, self.scheduler, num_steps, start, on_step, keep, progress)
 
