@@ -114,11 +114,14 @@ class CrossAttention(layers.Layer):
     """Multi-head attention from ``x`` (b, n, c) to ``context`` (b, m, d) (self-attention if None).
 
     query_chunk_size: see ``attention`` (None: the module's ``QUERY_CHUNK_SIZE`` when traced).
+    recorder: None, or a callable that an eager call hands the attention weights
+        softmax(q k^T / sqrt(d)), (b, heads, n, m), for looking at (``stable_diffusion.attention_maps``).
     """
 
     def __init__(self, num_heads, head_size, query_chunk_size=None, **kwargs):
         super().__init__(**kwargs)
         self.num_heads, self.head_size, self.query_chunk_size = num_heads, head_size, query_chunk_size
+        self.recorder = None
         inner = num_heads * head_size
         with build_with_policy(self):  # sublayers take this layer's dtype policy, also when loaded from a file
             self.to_q = layers.Dense(inner, use_bias=False, name="to_q")
@@ -145,6 +148,8 @@ class CrossAttention(layers.Layer):
         n, m = _static(x.shape[1]), _static(context.shape[1])
         q, k, v = heads(self.to_q(x), n), heads(self.to_k(context), m), heads(self.to_v(context), m)
         attended = attention(q, k, v, self.query_chunk_size)
+        if self.recorder is not None:  # softmax(q k^T / sqrt(d)) again, (b, heads, n, m): only to look at
+            self.recorder(ops.softmax(ops.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(self.head_size), axis=-1))
         return self.out_proj(ops.reshape(attended, (batch, -1 if n is None else n, self.num_heads * self.head_size)))
 
     def get_config(self):
