@@ -46,6 +46,16 @@ def test_save_gif_writes_every_frame(tmp_path):
         assert gif.info["duration"] == 1100
 
 
+def test_save_gif_writes_a_strip_for_the_pdf(tmp_path):
+    frames = np.linspace(0, 1, 10)[:, None, None, None] * np.ones((10, 8, 8, 3))
+    viz.save_gif(frames, tmp_path / "walk.gif", strip_frames=4)
+    strip = np.asarray(Image.open(tmp_path / "walk_strip.png"))
+    assert strip.shape == (8 + 4, 4 * 10 + 2, 3)  # 4 frames of 8x8, 2-pixel padding
+    assert strip[2, 2, 0] == 0 and strip[2, -3, 0] == 255  # the first frame and the last
+    viz.save_gif(frames, tmp_path / "plain.gif", strip_frames=0)
+    assert not (tmp_path / "plain_strip.png").exists()
+
+
 def test_save_figure_goes_to_the_figures_folder(tmp_path):
     path = viz.save_figure(viz.image_grid(np.random.rand(2, 4, 4, 3)), "unit_test_grid")
     assert path == tmp_path / "figures" / "unit_test_grid.png" and path.stat().st_size > 0

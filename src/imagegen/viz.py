@@ -83,11 +83,13 @@ def tile(images, ncols=None, padding=2, background=255):
     return canvas
 
 
-def save_gif(frames, path, fps=12, scale=1, loop=0, pause_at_end=0.0):
+def save_gif(frames, path, fps=12, scale=1, loop=0, pause_at_end=0.0, strip_frames=8):
     """Write frames (n, h, w, c), float [0, 1] or uint8, as an animated GIF; returns the path.
 
     scale: integer upscaling (nearest neighbour) so small images stay crisp.
     pause_at_end: extra seconds the last frame stays on screen.
+    strip_frames: also write ``<name>_strip.png`` beside it, that many evenly spaced frames side by side,
+        for where an animation cannot play (the talk's PDF); 0: no strip.
     """
     from PIL import Image
 
@@ -104,6 +106,9 @@ def save_gif(frames, path, fps=12, scale=1, loop=0, pause_at_end=0.0):
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     pictures[0].save(path, save_all=True, append_images=pictures[1:], duration=durations, loop=loop)
+    if strip_frames:
+        chosen = np.unique(np.linspace(0, len(frames) - 1, min(strip_frames, len(frames))).round().astype(int))
+        Image.fromarray(tile(frames[chosen], ncols=len(chosen))).save(path.with_name(f"{path.stem}_strip.png"))
     return path
 
 
