@@ -80,3 +80,42 @@ def test_colab_install_and_config_cells(notebook):
     assert "google.colab" in sources[0] and "pip" in sources[0], f"{path.name}: the first code cell installs in Colab only"
     assert any("print_environment()" in source for source in sources[:3]), f"{path.name}: a config cell prints the environment"
     assert any("from imagegen" in source or "import imagegen" in source for source in sources)
+
+
+def test_no_frozen_widgets_or_object_reprs(notebook):
+    """Executed copies show text, not a progress widget stuck at 0% nor a repr such as ``VBox(children=...)``."""
+    path, content = notebook
+    for index, cell in enumerate(content["cells"]):
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            plain = "".join(data.get("text/plain", "")) if output.get("output_type") != "stream" else ""
+            widget = "application/vnd.jupyter.widget-view+json" in data
+            assert not (widget and re.search(r"\d+%\|", plain)), f"{path.name}, cell {index}: a frozen progress widget; use imagegen.progress"
+            repr_like = re.match(r"^(<[\w.]+ object at 0x|<keras\.|[A-Z]\w*Box\(children=)", plain)
+            assert not repr_like, f"{path.name}, cell {index}: an object's repr is the output: {plain[:80]!r}"
+
+
+def test_exercises_with_answers(notebook):
+    """2 to 4 exercises at '## Exercises', each '### Exercise N' with a code cell to run and a hidden answer."""
+    path, content = notebook
+    cells = content["cells"]
+    sources = ["".join(cell["source"]) for cell in cells]
+    starts = [i for i, source in enumerate(sources) if cells[i]["cell_type"] == "markdown" and source.startswith("## Exercises")]
+    assert len(starts) == 1, f"{path.name}: needs one markdown cell starting '## Exercises'"
+    exercises = [i for i, source in enumerate(sources) if cells[i]["cell_type"] == "markdown" and source.startswith("### Exercise")]
+    assert 2 <= len(exercises) <= 4 and all(i > starts[0] for i in exercises), f"{path.name}: 2 to 4 '### Exercise' cells after '## Exercises'"
+    bounds = exercises[1:] + [next((i for i, s in enumerate(sources) if i > exercises[-1] and s.startswith("## ")), len(cells))]
+    for first, end in zip(exercises, bounds):
+        kinds = [(cells[i]["cell_type"], sources[i]) for i in range(first + 1, end)]
+        title = sources[first].splitlines()[0]
+        assert any(kind == "code" and source.strip() for kind, source in kinds), f"{path.name}: {title!r} has no code cell"
+        assert "predict" in sources[first].lower(), f"{path.name}: {title!r} must ask for a prediction before the run"
+        answers = [source for kind, source in kinds if kind == "markdown" and "<summary>Answer</summary>" in source]
+        assert answers and "</details>" in answers[0], f"{path.name}: {title!r} needs a hidden '<details><summary>Answer</summary>' cell"
+
+
+def test_papers_and_further_reading_last(notebook):
+    path, content = notebook
+    last = "".join(content["cells"][-1]["source"])
+    assert last.startswith("## Papers and further reading"), f"{path.name}: the last cell is '## Papers and further reading'"
+    assert len(re.findall(r"\]\(https?://", last)) >= 2, f"{path.name}: the reading list links its sources"
