@@ -167,7 +167,7 @@ class StableDiffusion:
         """Repaint an image towards a prompt (SDEdit): noise its latent part-way, then denoise.
 
         strength in (0, 1]: the share of the ``num_steps`` schedule that is re-run;
-        1 ignores the image, small values keep it.
+        small values keep the image; at 1 only sqrt(alpha_bar) of the noisiest step (about 0.07 for SD) remains.
         """
         if not 0.0 < float(strength) <= 1.0:
             raise ValueError(f"strength must be in (0, 1], got {strength}: 0.3 keeps much of the image, 1 replaces it")
