@@ -62,3 +62,11 @@ def test_save_figure_goes_to_the_figures_folder(tmp_path):
     assert viz.save_image(np.random.rand(4, 4, 1), "unit_test_image", scale=4).is_file()
     with pytest.raises(ValueError, match="plain file name"):
         viz.save_figure(None, "slides/x.png")
+
+
+def test_loss_curves_count_epochs_from_one():
+    """The training log prints "epoch 1/n" first, so the plot's x axis must start at 1, not at 0."""
+    figure = viz.loss_curves({"loss": [3.0, 2.0, 1.5], "val_loss": [3.1, 2.2, 1.9]})
+    lines = figure.axes[0].get_lines()
+    assert [list(line.get_xdata()) for line in lines] == [[1, 2, 3], [1, 2, 3]]
+    assert list(lines[1].get_ydata()) == [3.1, 2.2, 1.9]

@@ -200,9 +200,10 @@ def loss_curves(history, keys=None, title=None, size=(9, 2.6)):
     keys = keys or [key for key in logs if not key.startswith("val_")]
     figure, axes = plt.subplots(1, len(keys), figsize=size, squeeze=False)
     for axis, key in zip(axes[0], keys):
-        axis.plot(logs[key], label="train")
+        epochs = np.arange(1, len(logs[key]) + 1)  # epoch 1 is the first, as the training log counts
+        axis.plot(epochs, logs[key], label="train")
         if f"val_{key}" in logs:
-            axis.plot(logs[f"val_{key}"], label="validation")
+            axis.plot(epochs, logs[f"val_{key}"], label="validation")
         axis.set_title(key.replace("_", " "), fontsize=9)
         axis.set_xlabel("epoch", fontsize=8)
         axis.tick_params(labelsize=7)
