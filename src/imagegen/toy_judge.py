@@ -165,7 +165,7 @@ class ToyJudge:
         """
         started = time.perf_counter()
         keras.utils.set_random_seed(self.seed)
-        world = toy_world(num_images + held_out, self.image_size, seed=2_000_000 + self.seed, exclude=())
+        world = toy_world(num_images + held_out, self.image_size, seed=2_000_000 + self.seed, exclude=(), varied=True)
         train, test = world[:num_images], world[num_images:]
         losses = {key: "sparse_categorical_crossentropy" for key in self.model.output_names if key != "objects"}
         losses["objects"] = "binary_crossentropy"
