@@ -73,7 +73,7 @@ def load_mini(folder=ASSET_DIR, dtype=None):
     weights, meta = folder / WEIGHTS, folder / META
     if not weights.exists() or not meta.exists():
         raise FileNotFoundError(f"the mini model's weights are missing from {folder}; train them with "
-                                "`python -m imagegen.train mini` (about 42 minutes on 2 CPU cores)")
+                                "`python -m imagegen.train mini` (about 47 minutes on 2 CPU cores)")
     configs = _read_meta(folder)["configs"]
     tensors = read_safetensors(weights)
     with dtype_policy_scope(dtype):
