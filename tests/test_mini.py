@@ -199,6 +199,9 @@ def test_save_and_load_mini_round_trip_in_float16(tmp_path, tiny):
     assert json.loads((tmp_path / "mini.json").read_text())["record"] == {"note": "test"}
     mini_asset.update_record(tmp_path, prompt_accuracy={"color": 0.5})
     assert mini_asset.mini_record(tmp_path) == {"note": "test", "prompt_accuracy": {"color": 0.5}}
+    assert mini_asset.mini_guidance(tmp_path) == 7.5  # none recorded: SD's
+    mini_asset.update_record(tmp_path, guidance_scale=3)
+    assert mini_asset.mini_guidance(tmp_path) == 3.0 and mini_asset.mini_guidance(tmp_path / "missing") == 7.5
     latents = RNG.normal(size=(1, 4, 4, 4)).astype("float32")
     np.testing.assert_allclose(ops.convert_to_numpy(decoder(latents)), ops.convert_to_numpy(tiny.decoder(latents)), atol=2e-2)
     assert unet.get_config() == tiny.unet.get_config()
@@ -344,7 +347,12 @@ def test_demo_panel_generates_and_reports_a_missing_preset():
     images = panel.generate()
     assert images.shape == (2, 64, 64, 3) and panel.progress.value == 3
     assert np.array_equal(images, panel.generate())  # the same seed, the same pictures
-    panel.preset.value = "broken"
+    from imagegen.stable_diffusion.presets import default_guidance
+
+    assert panel.guidance.value == default_guidance("mini") == mini_asset.mini_guidance()  # the mini's own guidance
+    panel.guidance.value = 12.0
+    panel.preset.value = "broken"  # another model: its own guidance (SD's 7.5 for weights of one's own)
+    assert panel.guidance.value == 7.5
     assert panel.generate() is None and "not available" in panel.status.value and not panel.button.disabled
 
 

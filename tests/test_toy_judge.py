@@ -116,3 +116,33 @@ def test_nearest_training_images_agree_with_brute_force():
     np.testing.assert_array_equal(indices[:, 0], [5, 17])
     np.testing.assert_array_equal(indices, np.argsort(brute, axis=1)[:, :2])
     np.testing.assert_allclose(distances, np.sort(brute, axis=1)[:, :2], atol=1e-3)
+
+
+def test_pick_guidance_picks_the_scale_the_seen_prompts_follow_best():
+    """A stand-in pipeline draws what was asked only at guidance 3 (the relation only at 3), objects alone at 4;
+    the sweep must rate every scale and pick 3, on the seen prompts alone."""
+    from imagegen.stable_diffusion.world_eval import SEEN, pick_guidance, seen_prompt
+
+    asked = {seen_prompt(*entry): entry for entry in SEEN}
+
+    class Drawer:
+        def text_to_image(self, prompt, batch_size, num_steps, unconditional_guidance_scale, seed):
+            self.asked, self.scale = asked[prompt], unconditional_guidance_scale
+            return np.zeros((batch_size, 8, 8, 3), np.uint8)
+
+    drawer = Drawer()
+
+    class Judge:
+        def read(self, images):
+            subject, verb, target, place = drawer.asked
+            names = [n for n in (subject, target) if n] if drawer.scale in (3.0, 4.0) else []
+            relation = (subject, verb, target) if verb and drawer.scale == 3.0 else None
+            return [{"objects": [{"name": n, "color": None} for n in names], "relation": relation, "place": place}
+                    for _ in images]
+
+    best, table = pick_guidance(drawer, Judge(), scales=(1.0, 4.0, 3.0, 7.5), images_per_prompt=1, num_steps=2)
+    assert best == 3.0
+    assert [row["guidance_scale"] for row in table] == [1.0, 4.0, 3.0, 7.5]
+    by_scale = {row["guidance_scale"]: row for row in table}
+    assert by_scale[3.0]["objects"] == by_scale[3.0]["relation"] == 1.0 == by_scale[4.0]["objects"]
+    assert by_scale[4.0]["relation"] == 0.0 == by_scale[1.0]["objects"] and by_scale[7.5]["place"] == 1.0

@@ -1,6 +1,6 @@
 """The course's command line: text-to-image, image-to-image and inpainting with a named model.
 
-    python -m imagegen generate "an astronaut riding a horse" --preset mini --steps 25 --guidance 7.5 --seed 0 --batch 4 -o out.png
+    python -m imagegen generate "an astronaut riding a horse" --preset mini --steps 25 --seed 0 --batch 4 -o out.png
     python -m imagegen img2img "a horse on the moon" --image in.png --strength 0.6 -o out.png
     python -m imagegen inpaint "a lake" --image in.png --box 16,16,48,48 -o out.png
     python -m imagegen generate "an astronaut riding a horse" --preset sd-v1.4 -o astronaut.png     # 4 GB download once
@@ -40,7 +40,8 @@ def _parser():
         command.add_argument("--height", type=int, help="pixels (default: the model's own size: 64 mini, 512 SD)")
         command.add_argument("--width", type=int)
         command.add_argument("--steps", type=int, default=25)
-        command.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance scale")
+        command.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the "
+                             "model's own: 7.5 for SD, the mini's is in its mini.json)")
         command.add_argument("--seed", type=int, default=0)
         command.add_argument("--scheduler", default="ddim", choices=["ddim", "dpm++2m"])
         command.add_argument("-o", "--output", default="out.png", help="PNG file (a batch becomes one grid)")
@@ -156,6 +157,10 @@ def run(args):
     if args.command == "generate" and args.batch < 1:
         raise UsageError(f"--batch must be 1 or more, got {args.batch}")
     pipeline = _pipeline(args)
+    if args.guidance is None:
+        from imagegen.stable_diffusion.presets import default_guidance
+
+        args.guidance = default_guidance(None if args.diffusers or args.single_file else args.preset)
     common = dict(negative_prompt=args.negative, num_steps=args.steps, unconditional_guidance_scale=args.guidance,
                   seed=args.seed)
     if args.command == "generate":

@@ -38,7 +38,8 @@ class DemoPanel:
         self.prompt = widgets.Text(prompt, description="prompt", style=style, layout=wide)
         self.negative = widgets.Text("", description="negative", placeholder="what to avoid (optional)", style=style, layout=wide)
         self.steps = widgets.IntSlider(25, min=1, max=100, description="steps", style=style)
-        self.guidance = widgets.FloatSlider(7.5, min=0.0, max=15.0, step=0.5, description="guidance", style=style)
+        self.guidance = widgets.FloatSlider(_guidance_of(preset), min=0.0, max=15.0, step=0.5, description="guidance",
+                                            style=style)
         self.seed = widgets.IntText(0, description="seed", style=style)
         self.batch = widgets.IntSlider(4, min=1, max=8, description="batch", style=style)
         self.preset = widgets.Dropdown(options=list(self.loaders), value=preset, description="preset", style=style)
@@ -47,6 +48,8 @@ class DemoPanel:
         self.status = widgets.HTML("")
         self.output = widgets.Output()
         self.button.on_click(lambda _: self.generate())
+        # Choosing another model sets its own guidance: 7.5 for SD, less for the mini.
+        self.preset.observe(lambda change: setattr(self.guidance, "value", _guidance_of(change["new"])), names="value")
         controls = widgets.VBox([self.prompt, self.negative, widgets.HBox([self.steps, self.guidance]),
                                  widgets.HBox([self.seed, self.batch]), self.preset,
                                  widgets.HBox([self.button, self.progress, self.status])])
@@ -158,3 +161,8 @@ def _weights_loader(source):
 def _first_line(error):
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
+
+def _guidance_of(preset):
+    from imagegen.stable_diffusion.presets import default_guidance
+
+    return default_guidance(preset)

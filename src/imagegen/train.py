@@ -23,7 +23,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m imagegen.train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", choices=["mini", "judge"], help="what to train")
-    parser.add_argument("--run-dir", help="checkpoints and logs (default: the cache's runs/mini_v3_<settings>)")
+    parser.add_argument("--run-dir", help="checkpoints and logs (default: the cache's runs/mini_v<world version>_<settings>)")
     parser.add_argument("--output", default=str(mini_recipe.ASSET_DIR), help="where the weights go (default: %(default)s)")
     for key, value in mini_recipe.RECIPE.items():
         parser.add_argument("--" + key.replace("_", "-"), type=type(value), default=None,
@@ -36,8 +36,10 @@ def main(argv=None):
                             args.output if args.output != str(mini_recipe.ASSET_DIR) else None)
     recipe = {key: getattr(args, key) for key in mini_recipe.RECIPE if getattr(args, key) is not None}
     changed = [f"{k}{v}" for k, v in recipe.items() if v != mini_recipe.RECIPE[k]]
-    # "v3": the posed toy world (toy_world version 3); a folder of an earlier recipe's checkpoints is never resumed into it.
-    run_dir = args.run_dir or cache_dir("runs", "mini_v3" + ("_" + "_".join(changed) if changed else ""))
+    # Named after the toy world's version: a folder of checkpoints trained on an earlier world is never resumed into.
+    from imagegen.data.toy_world import VERSION
+
+    run_dir = args.run_dir or cache_dir("runs", f"mini_v{VERSION}" + ("_" + "_".join(changed) if changed else ""))
     print(f"run folder: {run_dir} (run the same command again to resume)")
     mini_recipe.train_mini(run_dir, output=args.output, **recipe)
     if not args.no_eval:

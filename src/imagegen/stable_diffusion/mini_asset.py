@@ -57,6 +57,14 @@ def mini_record(folder=ASSET_DIR):
     return _read_meta(folder)["record"]
 
 
+def mini_guidance(folder=ASSET_DIR):
+    """The guidance scale the shipped mini follows its prompts best at, picked on its seen prompts after training
+    (``world_eval.pick_guidance``); SD's 7.5 when its record has none (or is missing: loading then says so)."""
+    if not (pathlib.Path(folder) / META).exists():
+        return 7.5
+    return float(mini_record(folder).get("guidance_scale", 7.5))
+
+
 def update_record(folder, **entries):
     """Add or replace entries of ``mini.json``'s record (e.g. the prompt scores), leaving the weights alone."""
     meta = _read_meta(folder)

@@ -74,22 +74,26 @@ def evaluate_and_record(folder=ASSET_DIR):
     return scores
 
 
-def _evaluate_world(folder, pipeline, num_steps=25, guidance_scale=7.5):
-    """The judge's reading of the title prompt (64 images) and of every seen prompt (4 images each)."""
+def _evaluate_world(folder, pipeline, num_steps=25):
+    """The guidance picked on the seen prompts (``world_eval.pick_guidance``), then at that scale the judge's
+    reading of the title prompt (64 images) and of every seen prompt (4 images each)."""
     from imagegen.stable_diffusion import world_eval
     from imagegen.toy_judge import load_judge
 
     started = time.perf_counter()
     judge = load_judge()
+    guidance_scale, sweep = world_eval.pick_guidance(pipeline, judge, num_steps=num_steps)
     title = world_eval.title_rate(pipeline, judge, num_images=64, num_steps=num_steps, guidance_scale=guidance_scale)
-    seen = world_eval.seen_rates(pipeline, judge, num_steps=num_steps, guidance_scale=guidance_scale)
+    seen = next(row for row in sweep if row["guidance_scale"] == guidance_scale)
     scores = {"title": {k: title[k] for k in ("riding", "both", "num_images")},
-              "seen": {k: seen[k] for k in ("objects", "relation", "place", "num_prompts", "images_per_prompt")},
-              "num_steps": num_steps, "guidance_scale": guidance_scale,
+              "seen": {**{k: seen[k] for k in ("objects", "relation", "place")}, "num_prompts": len(world_eval.SEEN),
+                       "images_per_prompt": 4},
+              "num_steps": num_steps, "guidance_scale": guidance_scale, "guidance_sweep": sweep,
               "judge_held_out": judge.record.get("held_out_accuracy"), "seconds": round(time.perf_counter() - started, 1)}
-    update_record(folder, prompt_accuracy=scores)
-    print(f"{world_eval.TITLE_PROMPT!r} ({title['num_images']} images, never in training): judged riding "
-          f"{title['riding']:.0%}, both shown {title['both']:.0%}; seen prompts ({len(world_eval.SEEN)} x "
-          f"{seen['images_per_prompt']}): objects {seen['objects']:.0%}, relation {seen['relation']:.0%}, "
-          f"place {seen['place']:.0%}")
+    update_record(folder, prompt_accuracy=scores, guidance_scale=guidance_scale)
+    for row in sweep:
+        print(f"guidance {row['guidance_scale']:4}: seen prompts' objects {row['objects']:.0%}, relation "
+              f"{row['relation']:.0%}, place {row['place']:.0%}")
+    print(f"{world_eval.TITLE_PROMPT!r} at guidance {guidance_scale} ({title['num_images']} images, never in training): "
+          f"judged riding {title['riding']:.0%}, both shown {title['both']:.0%}")
     return scores

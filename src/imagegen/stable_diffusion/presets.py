@@ -32,6 +32,16 @@ PRESETS = {"sd-v1.4": "sd-v1", "mini": "mini"}  # preset name -> configuration
 DEFAULT_SIZES = {"sd-v1.4": 512, "mini": 64}  # the image size each preset was trained at
 
 
+def default_guidance(name):
+    """The guidance scale a preset is drawn at unless told otherwise: SD's 7.5 (also for weights of one's own), the
+    mini's own (picked on its seen prompts after training and stored in its record; a small model wants less)."""
+    if name == "mini":
+        from imagegen.stable_diffusion.mini_asset import mini_guidance
+
+        return mini_guidance()
+    return 7.5
+
+
 def build(config="sd-v1", dtype=None):
     """(text_encoder, unet, decoder, image_encoder) of a named configuration, randomly initialised.
 
